@@ -1,0 +1,18 @@
+"""genae: conditional generative autoencoders on MNIST, reproduced and measured.
+
+    import genae
+    model = genae.load("runs/cvae")            # rebuilt from config.json + model.safetensors
+    images = model.sample(10, y=torch.arange(10))
+"""
+
+__version__ = "0.1.0"
+
+
+def load(run_dir, device: str = "cpu"):
+    """The trained model of a run directory."""
+    from genae.models.registry import load as _load
+
+    return _load(run_dir, device)
+
+
+__all__ = ["load", "__version__"]

@@ -1,0 +1,3 @@
+from genae.cli import main
+
+main()

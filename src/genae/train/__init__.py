@@ -1,0 +1,1 @@
+"""The training engine, its configuration, checkpoints and data-parallel helpers."""

