@@ -1,0 +1,76 @@
+"""The training engine: determinism, NaN handling, early stopping, checkpoints, resume."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fakes import synthetic_mnist
+from genae.train.checkpoint import load_checkpoint, read_metadata
+from genae.train.engine import TrainingDiverged, fit, read_metrics
+from toy import Toy, ToyConfig
+
+CPU = torch.device("cpu")
+
+
+def run_toy(out, **kw):
+    torch.manual_seed(0)
+    model = Toy(ToyConfig(**{"epochs": 3, "batch_size": 32, **kw}))
+    return model, fit(model, synthetic_mnist(128), out, device=CPU, quiet=True)
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a, ha = run_toy(tmp_path / "a", seed=5)
+    b, hb = run_toy(tmp_path / "b", seed=5)
+    c, _ = run_toy(tmp_path / "c", seed=6, binarize="dynamic")
+    assert [h["valid"] for h in ha] == [h["valid"] for h in hb]
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+def test_run_directory_contents(tmp_path):
+    _, history = run_toy(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"] == "toy" and config["epochs"] == 3
+    assert [h["epoch"] for h in read_metrics(tmp_path)] == [1, 2, 3]
+    assert history[0]["train"]["toy"]["loss"] > history[-1]["train"]["toy"]["loss"]
+    assert read_metadata(tmp_path / "checkpoint.safetensors")["epoch"] == 3
+    assert set(load_file(str(tmp_path / "model.safetensors"))) == {"net.1.weight", "net.1.bias",
+                                                                  "net.2.weight", "net.2.bias"}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_nan_loss_stops_with_phase_and_epoch_and_keeps_last_good_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"phase 'toy'.*epoch 2") as err:
+        run_toy(tmp_path, nan_at_epoch=2)
+    assert "checkpoint" in str(err.value)
+    model = Toy(ToyConfig())
+    opt = model.phases()[0].optimizer
+    state = load_checkpoint(tmp_path / "checkpoint.safetensors", model, {"toy": opt})
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_early_stopping_on_patience(tmp_path):
+    _, history = run_toy(tmp_path, epochs=10, patience=2, worse_every_epoch=True)
+    assert len(history) == 3  # epoch 1 is best, 2 and 3 are worse: stop
+    assert [h["best"] for h in history] == [True, False, False]
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    run_toy(tmp_path)
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_toy(tmp_path)
+
+
+def test_resume_continues_where_the_checkpoint_stopped(tmp_path):
+    full, _ = run_toy(tmp_path / "full", epochs=4)
+    run_toy(tmp_path / "part", epochs=2)
+    torch.manual_seed(123)  # a different initialisation: the checkpoint must override it
+    model = Toy(ToyConfig(epochs=4, batch_size=32))
+    history = fit(model, synthetic_mnist(128), tmp_path / "part", device=CPU, resume=True, quiet=True)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    for a, b in zip(full.parameters(), model.parameters()):
+        assert torch.equal(a, b)
