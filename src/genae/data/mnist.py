@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,13 +210,15 @@ def _from_train_test(x_train, y_train, x_test, y_test, *, scale: float, where: s
 
 
 def _read_npz(path: Path) -> MNIST:
+    names = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as err:
-        raise DataError(f"{path}: missing array {err} (a Keras mnist.npz has x_train, y_train, "
-                        "x_test, y_test)") from err
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            missing = [k for k in names if k not in f.files]
+            if missing:
+                raise DataError(f"{path}: missing array(s) {', '.join(missing)} (a Keras mnist.npz has "
+                                f"{', '.join(names)})")
+            arrays = {k: f[k] for k in names}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(f"{path}: not a readable .npz file ({err})") from err
     scale = 255.0 if arrays["x_train"].dtype == np.uint8 else 1.0
     return _from_train_test(**arrays, scale=scale, where=str(path))
@@ -224,8 +227,12 @@ def _read_npz(path: Path) -> MNIST:
 def read_idx(path: Path) -> np.ndarray:
     """One IDX file (optionally gzipped) as a uint8 array; DataError if malformed or truncated."""
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as err:
+        if path.suffix == ".gz":
+            with gzip.open(path) as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path}: cannot read ({err})") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
