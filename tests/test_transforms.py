@@ -234,6 +234,8 @@ def test_no_shuffle_is_in_order():
 @pytest.mark.parametrize("n,bs,world", [(103, 10, 2), (100, 7, 3), (64, 8, 2), (11, 4, 4)])
 def test_shards_over_ranks_make_up_the_global_batch(n, bs, world):
     single = batches(n, bs, seed=42)
+    if len(single[-1]) < world:  # a last global batch smaller than the world is dropped (empty shares)
+        single = single[:-1]
     per_rank = [batches(n, bs, seed=42, rank=r, world_size=world) for r in range(world)]
     assert all(len(steps) == len(single) for steps in per_rank)  # every rank takes the same steps
     for step, whole in enumerate(single):
@@ -249,6 +251,14 @@ def test_two_ranks_split_an_odd_last_batch():
     assert [len(b) for b in r0] == [5] * 10 + [2]
     assert [len(b) for b in r1] == [5] * 10 + [1]
     assert set(torch.cat(r0).tolist()).isdisjoint(torch.cat(r1).tolist())
+
+
+def test_a_last_batch_smaller_than_the_world_is_dropped_on_every_rank():
+    per_rank = [batches(11, 4, seed=0, rank=r, world_size=4) for r in range(4)]
+    assert [len(steps) for steps in per_rank] == [2, 2, 2, 2]
+    assert all(len(b) == 1 for steps in per_rank for b in steps)
+    with pytest.raises(ValueError, match="rank 4 is outside 0..3"):
+        epoch_batches(11, 4, generator=gen(0), rank=4, world_size=4)
 
 
 @pytest.mark.parametrize("bs", [0, -3])

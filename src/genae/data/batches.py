@@ -13,13 +13,17 @@ import torch
 
 def epoch_batches(n: int, batch_size: int, *, generator: torch.Generator | None, shuffle: bool = True,
                   rank: int = 0, world_size: int = 1) -> Iterator[torch.Tensor]:
-    """Index tensors of this process's share of each global batch of `batch_size` (last one smaller)."""
+    """Index tensors of this process's share of each global batch of `batch_size` (last one smaller).
+
+    A last global batch with fewer images than processes is dropped (a share would be empty).
+    """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        global_batch = order[start:start + batch_size]
-        yield global_batch.tensor_split(world_size)[rank]
+    return (order[start:start + batch_size].tensor_split(world_size)[rank]
+            for start in range(0, n, batch_size) if min(batch_size, n - start) >= world_size)
 
 
 def n_batches(n: int, batch_size: int) -> int:
