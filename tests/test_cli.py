@@ -91,9 +91,12 @@ def test_errors_name_the_bad_input(cvae_run, tmp_path, args, message):
 def test_killed_run_resumes_to_the_same_weights(data_dir, tmp_path):
     args = ["train", "vae", "--data-dir", data_dir, "--epochs", "8", "--limit", "6000", "--n-hidden", "128",
             "--quiet", "--binarize", "dynamic"]
-    genae(*args, "--out", tmp_path / "straight")
+    # One thread: multi-threaded MKL kernels are not promised bitwise repeatable on every CPU
+    # (Intel's CNR notes); this test is about what resume restores, not about BLAS.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    genae(*args, "--out", tmp_path / "straight", env=env)
     proc = subprocess.Popen([sys.executable, "-m", "genae", *map(str, args), "--out", str(tmp_path / "killed")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     metrics = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 2):
@@ -102,7 +105,7 @@ def test_killed_run_resumes_to_the_same_weights(data_dir, tmp_path):
     assert proc.wait() == -signal.SIGKILL
     done = json.loads(load_meta(tmp_path / "killed" / "checkpoint.safetensors")["epoch"])
     assert 1 <= done < 8, "the run must be killed part-way"
-    genae("train", "vae", "--resume", tmp_path / "killed", "--quiet")
+    genae("train", "vae", "--resume", tmp_path / "killed", "--quiet", env=env)
     a = load_file(str(tmp_path / "straight" / "checkpoint.safetensors"))
     b = load_file(str(tmp_path / "killed" / "checkpoint.safetensors"))
     assert a.keys() == b.keys()

@@ -22,7 +22,7 @@ import tyro
 
 from genae.data import DataError
 from genae.models.registry import MODELS
-from genae.train.engine import TrainingDiverged
+from genae.train.engine import TrainingDiverged, flush_denormals
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -184,6 +184,7 @@ USER_ERRORS = (DataError, FileNotFoundError, FileExistsError, ValueError, Traini
 
 
 def main(argv: list[str] | None = None) -> None:
+    flush_denormals()  # before any parallel work, so every OpenMP worker inherits it
     try:
         command = tyro.extras.subcommand_cli_from_dict(
             COMMANDS, prog="genae", args=argv,

@@ -74,7 +74,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizers: dict[str, to
         for key, value in tensors.items():
             if key.startswith(f"optim/{name}/"):
                 _, _, idx, field = key.split("/", 3)
-                per_param.setdefault(int(idx), {})[field] = value
+                per_param.setdefault(int(idx), {})[field] = value.clone()  # own memory, not the file's
         for key, value in meta["optim_scalars"].items():
             pname, idx, field = key.split("/", 2)
             if pname == name:
