@@ -5,7 +5,7 @@
 
 Rows: the seed's VAE and CVAE (784-500-500-20 MLPs), and pytorch/examples' VAE (784-400-20, one
 hidden layer, built by the same builder) — the peers' yardstick — at batch 128 over 60,000 images
-(MNIST train + validation). The first epoch is a warm-up and not counted. `plain-loop` is the
+(MNIST train + validation); `-bf16` rows use --precision bf16. The first epoch is a warm-up and not counted. `plain-loop` is the
 textbook loop over a torch DataLoader for the same 784-400-20 VAE, for comparison.
 """
 
@@ -30,6 +30,8 @@ ROWS = {
     "vae": ("vae", dict(dim_z=20, n_hidden=500, n_layers=2)),
     "cvae": ("cvae", dict(dim_z=20, n_hidden=500, n_layers=2)),
     "pt-examples": ("vae", dict(dim_z=20, n_hidden=400, n_layers=1)),
+    "vae-bf16": ("vae", dict(dim_z=20, n_hidden=500, n_layers=2, precision="bf16")),
+    "pt-examples-bf16": ("vae", dict(dim_z=20, n_hidden=400, n_layers=1, precision="bf16")),
 }
 
 

@@ -74,3 +74,18 @@ def test_resume_continues_where_the_checkpoint_stopped(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     for a, b in zip(full.parameters(), model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_cosine_schedule_sets_each_epochs_rate():
+    from genae.train.engine import set_learning_rate
+    model = Toy(ToyConfig(epochs=4, lr=0.01, lr_schedule="cosine"))
+    opt = {"toy": model.phases()[0].optimizer}
+    rates = []
+    for epoch in range(1, 5):
+        set_learning_rate(opt, model.config, epoch)
+        rates.append(opt["toy"].param_groups[0]["lr"])
+    assert rates == pytest.approx([0.01, 0.01 * (1 + 2 ** -0.5) / 2, 0.005, 0.01 * (1 - 2 ** -0.5) / 2])
+    constant = Toy(ToyConfig(epochs=4, lr=0.01))
+    opt = {"toy": constant.phases()[0].optimizer}
+    set_learning_rate(opt, constant.config, 3)
+    assert opt["toy"].param_groups[0]["lr"] == 0.01

@@ -120,3 +120,34 @@ def test_cvae_samples_depend_on_the_label():
     assert (a - b).abs().mean() > 1e-4
     with pytest.raises(ValueError, match="needs labels"):
         model.encode(batch_of().x)
+
+
+def test_pixel_log_prob_is_minus_bce_for_grey_and_binary_values():
+    from genae.nets.heads import bernoulli_image
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 1, 28, 28, generator=g) * 30  # far into softplus's linear region too
+    for x in (torch.rand(4, 1, 28, 28, generator=g), torch.rand(4, 1, 28, 28, generator=g).round()):
+        expected = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
+        torch.testing.assert_close(bernoulli_image(logits).log_prob(x), expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["vae", "cvae"])
+def test_decoding_k_by_b_latents_equals_decoding_each_sample(name):
+    model, batch = tiny(name), batch_of(n=5)
+    z = torch.randn(3, 5, 3)
+    y = batch.y if name == "cvae" else None
+    stacked = model.decode(z, y)
+    assert stacked.batch_shape == (3, 5)
+    for k in range(3):
+        torch.testing.assert_close(stacked.mean[k], model.decode(z[k], y).mean)
+    x = batch.x.round()
+    per_k = torch.stack([model.decode(z[k], y).log_prob(x) for k in range(3)])
+    torch.testing.assert_close(stacked.log_prob(x), per_k)  # x broadcasts over the K samples
+
+
+def test_bf16_precision_trains_and_keeps_float32_weights(tmp_path):
+    torch.manual_seed(0)
+    model = build("vae", VAEConfig(dim_z=4, n_hidden=64, epochs=3, batch_size=32, precision="bf16"))
+    history = fit(model, synthetic_mnist(256), tmp_path, device=torch.device("cpu"), quiet=True)
+    assert history[-1]["valid"]["loss"] < history[0]["valid"]["loss"]
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -22,9 +22,7 @@ def log_weights(model, x: torch.Tensor, y: torch.Tensor | None, k: int) -> torch
     y = y if getattr(model, "conditional", False) else None
     q = model.encode(x, y)
     z = q.sample((k,))                                        # K×B×d
-    flat = z.reshape(-1, z.shape[-1])
-    y_rep = None if y is None else y.repeat(k)
-    log_px = model.decode(flat, y_rep).log_prob(x.repeat(k, 1, 1, 1)).view(k, -1)
+    log_px = model.decode(z, y).log_prob(x)                   # K×B×1×28×28 pixels, x broadcast
     return log_px + model.prior(1).log_prob(z) - q.log_prob(z)
 
 
@@ -34,7 +32,7 @@ def iwae(log_w: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def likelihood_bounds(model, x: torch.Tensor, y: torch.Tensor, k: int, *, rows: int = 20_000,
+def likelihood_bounds(model, x: torch.Tensor, y: torch.Tensor, k: int, *, rows: int = 5_000,
                       progress: bool = False) -> dict[str, torch.Tensor]:
     """Per-image ELBO (mean of K log-weights) and IWAE_K bound over a set of images."""
     per_chunk = max(1, rows // k)

@@ -45,16 +45,21 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """z (B×dim_z) [, c (B×cond_dim)] → B×out_shape (logits or pre-activations)."""
+    """z (…×B×dim_z) [, c (B×cond_dim)] → …×B×out_shape (logits or pre-activations).
+
+    Leading sample dimensions pass through: K×B latents decode to K×B images, with the condition
+    broadcast across the K samples (importance sampling needs no copies of c or x).
+    """
 
     def __init__(self, body: nn.Module, cond_dim: int = 0, out_shape: tuple[int, ...] = IMAGE_SHAPE):
         super().__init__()
         self.body, self.cond_dim, self.out_shape = body, cond_dim, out_shape
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        lead = z.shape[:-1]
         if self.cond_dim:
-            z = torch.cat([z, c], dim=1)
-        return self.body(z).view(-1, *self.out_shape)
+            z = torch.cat([z, c.expand(*lead, c.shape[-1])], dim=-1)
+        return self.body(z.reshape(-1, z.shape[-1])).view(*lead, *self.out_shape)
 
 
 def build_networks(arch: str, *, dim_z: int, n_hidden: int, n_layers: int = 2, cond_dim: int = 0,

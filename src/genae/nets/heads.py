@@ -15,14 +15,28 @@ def diagonal_gaussian(params: torch.Tensor, sigma: str = "exp") -> Independent:
     sigma="exp":      σ = exp(½·s)      (s is the log-variance, Kingma & Welling)
     sigma="softplus": σ = softplus(s)   (s is ρ; seed 001 found this more stable)
     """
-    mu, s = params.chunk(2, dim=-1)
+    mu, s = params.float().chunk(2, dim=-1)  # float32 even under bf16 autocast
     if sigma == "exp":
         std = torch.exp(0.5 * s)
     elif sigma == "softplus":
         std = F.softplus(s) + 1e-6
     else:
         raise ValueError(f"unknown sigma parametrization {sigma!r}; choose one of {SIGMAS}")
-    return Independent(Normal(mu, std), 1)
+    return Independent(Normal(mu, std, validate_args=False), 1, validate_args=False)
+
+
+class PixelBernoulli(Bernoulli):
+    """Bernoulli whose log_prob, for any x ∈ [0, 1], is −BCE-with-logits:
+
+        x·l − softplus(l)
+
+    computed in three passes over the pixels instead of BCE's six; `value` broadcasts against
+    the logits without being copied (K samples × B images against B images).
+    """
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        logits = self.logits
+        return torch.addcmul(F.softplus(logits).neg_(), value.to(logits.dtype), logits)
 
 
 def bernoulli_image(logits: torch.Tensor) -> Independent:
@@ -31,8 +45,9 @@ def bernoulli_image(logits: torch.Tensor) -> Independent:
     log_prob(x) = −BCE-with-logits(x) summed over pixels; defined for grey levels x ∈ [0, 1]
     too (the 'continuous' use of seed 000), so argument validation is off.
     """
-    return Independent(Bernoulli(logits=logits, validate_args=False), 3)
+    return Independent(PixelBernoulli(logits=logits.float(), validate_args=False), 3, validate_args=False)
 
 
 def standard_normal(shape: tuple[int, ...], device: torch.device | str) -> Independent:
-    return Independent(Normal(torch.zeros(shape, device=device), torch.ones(shape, device=device)), 1)
+    return Independent(Normal(torch.zeros(shape, device=device), torch.ones(shape, device=device),
+                              validate_args=False), 1, validate_args=False)

@@ -139,12 +139,15 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
     train_x, train_y = data.train.x.to(device), data.train.y.to(device)
     n_train = len(train_y)
     steps = n_batches(n_train, config.batch_size)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     model.train()
     while state["epoch"] < config.epochs and not state["stopped"]:
         epoch = state["epoch"] + 1
         torch.manual_seed(epoch_seed(config.seed, epoch, rank))
         order = torch.Generator().manual_seed(epoch_seed(config.seed, epoch, -1))
-        sums = {p.name: {} for p in phases}
+        set_learning_rate(optimizers, config, epoch)
+        sums: dict[str, torch.Tensor | None] = {p.name: None for p in phases}
+        keys: dict[str, list[str]] = {}
         counted = 0
         start = time.perf_counter()
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False,
@@ -156,22 +159,26 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
             weight = len(idx) / min(config.batch_size, n_train - (step - 1) * config.batch_size)
             for phase in phases:
                 phase.optimizer.zero_grad(set_to_none=True)
-                loss, parts = phase.loss(batch)
+                with autocast:
+                    loss, parts = phase.loss(batch)
                 loss.backward()
                 if world > 1:
                     distributed.average_gradients(phase.parameters, weight)
                 phase.optimizer.step()
-                acc = sums[phase.name]
-                for key, value in parts.items():
-                    acc[key] = acc.get(key, 0) + value.double() * len(idx)
+                # one stacked add per phase and step: the engine's own cost stays small
+                values = torch.stack(list(parts.values())).detach().double() * len(idx)
+                sums[phase.name] = values if sums[phase.name] is None else sums[phase.name] + values
+                keys[phase.name] = list(parts)
             counted += len(idx)
             bar.update()
             if step % CHECK_EVERY == 0 or step == steps:
-                _check_finite(sums, epoch, step, ckpt)
-                bar.set_postfix({k: f"{v.item() / counted:.2f}" for k, v in sums[phases[0].name].items()})
+                parts_so_far = _named(sums, keys)
+                _check_finite(parts_so_far, epoch, step, ckpt)
+                if not bar.disable:
+                    bar.set_postfix({k: f"{v.item() / counted:.2f}" for k, v in parts_so_far[phases[0].name].items()})
         bar.close()
         train_seconds = time.perf_counter() - start
-        train_means = {name: _global_means(acc, counted) for name, acc in sums.items()}
+        train_means = {name: _global_means(acc, counted) for name, acc in _named(sums, keys).items()}
         valid = evaluate(model, data.valid, device, rank=rank, world=world)
         if not math.isfinite(valid["loss"]):
             raise TrainingDiverged(f"validation loss is {valid['loss']} after epoch {epoch}; "
@@ -202,6 +209,20 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
     if (out / MODEL_FILE).is_file():
         load_weights(model, out / MODEL_FILE)
     return read_metrics(out)
+
+
+def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], config, epoch: int) -> None:
+    """The rate for `epoch` (1-based): --lr, or its half-cosine decay to 0 over --epochs."""
+    if config.lr_schedule == "constant":
+        return
+    rate = config.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / config.epochs))
+    for optimizer in optimizers.values():
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+
+
+def _named(sums: dict[str, torch.Tensor | None], keys: dict[str, list[str]]) -> dict[str, dict[str, torch.Tensor]]:
+    return {name: {} if acc is None else dict(zip(keys[name], acc)) for name, acc in sums.items()}
 
 
 def _global_means(acc: dict[str, torch.Tensor], counted: int) -> dict[str, float]:
