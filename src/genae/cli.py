@@ -6,6 +6,8 @@
     genae eval runs/cvae --iw-samples 1000
     genae sample runs/cvae -n 10 --label 3 --out threes.png
     genae plot runs/cvae reconstruction
+    genae run --list                   # the recipes that reproduce the source documents' figures
+    genae run manifold --epochs 20
     genae demo
 """
 
@@ -179,12 +181,46 @@ class Demo:
         print(f"report: {report}\nfigures: {report.parent / 'figures'}")
 
 
-COMMANDS = {"train": train, "eval": Eval, "sample": Sample, "plot": Plot, "demo": Demo}
+def _recipe_command(name: str):
+    from genae.experiments import RECIPES
+
+    recipe = RECIPES[name]
+    cls = make_dataclass(f"Run_{name.replace('-', '_')}", [], bases=(recipe.options,))
+    cls.recipe_name = name
+    return Annotated[cls, tyro.conf.subcommand(name, description=f"{recipe.summary} ({recipe.source})")]
+
+
+def _recipe_names() -> list[str]:
+    from genae.experiments import RECIPES
+
+    return list(RECIPES)
+
+
+RunCommand = Union[tuple(_recipe_command(name) for name in _recipe_names())]  # type: ignore[misc]
+
+
+def run(recipe: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[RunCommand]]) -> None:  # type: ignore[valid-type]
+    """Run one recipe of the source documents into OUT/<recipe>/ (figures/, results.json,
+    report.md); `genae run --list` names them all. Models are trained once under OUT/models/ and
+    reused by every recipe with the same settings."""
+    from genae.experiments import RECIPES
+
+    result = RECIPES[type(recipe).recipe_name].run(recipe)
+    print(f"report: {result.report}\nfigures: {result.report.parent / 'figures'}")
+
+
+COMMANDS = {"train": train, "eval": Eval, "sample": Sample, "plot": Plot, "run": run, "demo": Demo}
 USER_ERRORS = (DataError, FileNotFoundError, FileExistsError, ValueError, TrainingDiverged)
 
 
 def main(argv: list[str] | None = None) -> None:
     flush_denormals()  # before any parallel work, so every OpenMP worker inherits it
+    args = sys.argv[1:] if argv is None else argv
+    if args[:2] == ["run", "--list"]:
+        from genae.experiments import recipe_list
+
+        print(recipe_list())
+        return
     try:
         command = tyro.extras.subcommand_cli_from_dict(
             COMMANDS, prog="genae", args=argv,

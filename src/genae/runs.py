@@ -36,7 +36,10 @@ def train_run(name: str, config: TrainConfig | None, out: Path | None = None, *,
     if config.limit:
         data = data.head(config.limit)
     torch.manual_seed(config.seed)  # initial weights
-    model = build(name, config).to(dev)
+    model = build(name, config)
+    if not resume and hasattr(model, "load_pretrained"):
+        model.load_pretrained()  # e.g. the frozen baseline inside Sohn's CVAE
+    model = model.to(dev)
     history = fit(model, data, out, device=dev, resume=resume, quiet=quiet)
     return out, history
 

@@ -42,9 +42,12 @@ class Model(nn.Module):
         return next(self.parameters()).device
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
-        """Images in [0, 1] → the batch the losses see (binarized if the config says so)."""
+        """Images in [0, 1] → the batch the losses see: binarized if the config says so; with
+        --noise the encoder sees a salt-and-pepper copy and the target stays clean."""
         if self.config.binarize == "dynamic":
             x = transforms.binarize(x, generator)
+        if self.config.noise > 0:
+            return Batch(x=transforms.salt_and_pepper(x, self.config.noise, generator), y=y, target=x)
         return Batch(x=x, y=y, target=x)
 
     def phases(self):  # -> list[Phase]

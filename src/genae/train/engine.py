@@ -29,7 +29,7 @@ from genae.data.mnist import MNIST, Split
 from genae.train import distributed
 from genae.train.checkpoint import (CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, load_weights, save_checkpoint,
                                     save_weights)
-from genae.train.config import write_config
+from genae.train.config import check_config, write_config
 
 METRICS_FILE = "metrics.jsonl"
 VALIDATION_SEED = 1234  # validation transforms (e.g. binarization) are the same every epoch
@@ -116,6 +116,7 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
         quiet: bool = False) -> list[dict]:
     """Train `model` (already on `device`) per its config; returns the metrics of every epoch."""
     config = model.config
+    check_config(config)
     out = Path(out)
     flush_denormals()
     rank, world = distributed.init_from_env(device)
@@ -196,6 +197,8 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
         if rank == 0:
             if improved:
                 save_weights(model, out / MODEL_FILE, model_name=model.name, epoch=epoch)
+            if epoch in config.snapshots:
+                save_weights(model, out / snapshot_file(epoch), model_name=model.name, epoch=epoch)
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(line) + "\n")
             save_checkpoint(ckpt, model, optimizers, **state)
@@ -209,6 +212,11 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
     if (out / MODEL_FILE).is_file():
         load_weights(model, out / MODEL_FILE)
     return read_metrics(out)
+
+
+def snapshot_file(epoch: int) -> str:
+    """Weights kept after `epoch` when the config's `snapshots` names it."""
+    return f"model-epoch{epoch}.safetensors"
 
 
 def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], config, epoch: int) -> None:

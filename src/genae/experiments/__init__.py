@@ -1,0 +1,45 @@
+"""Recipes: one per figure or table of the source documents, run by `genae run NAME`.
+
+    genae run --list
+    genae run manifold --epochs 20
+    from genae.experiments import RECIPES; RECIPES["manifold"].run(RECIPES["manifold"].options())
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from genae.experiments import seed000, sohn
+
+
+@dataclass(frozen=True)
+class Recipe:
+    options: type
+    run: Callable
+    summary: str
+    source: str
+
+
+RECIPES: dict[str, Recipe] = {
+    "reproduce": Recipe(seed000.Seed000Options, seed000.reproduce,
+                        "inputs | CVAE | VAE reconstructions after epoch 1 and the last epoch, with test BCE and ELBO",
+                        "seed 000"),
+    "denoising": Recipe(seed000.DenoisingOptions, seed000.denoising,
+                        "salt-and-pepper input, clean target: restored images, BCE and PSNR per noise rate",
+                        "seed 000"),
+    "manifold": Recipe(seed000.Seed000Options, seed000.manifold,
+                       "decoded 2-D z-grid per label (CVAE) and for the VAE, scatter of the encoded test set",
+                       "seed 000"),
+    "analogy-random": Recipe(seed000.Seed000Options, seed000.analogy_random,
+                             "rows of random z, columns the ten labels", "seed 000"),
+    "analogy-image": Recipe(seed000.Seed000Options, seed000.analogy_image,
+                            "a test image's z decoded with each of the ten labels", "seed 000"),
+    "quadrants": Recipe(sohn.QuadrantOptions, sohn.quadrants,
+                        "complete digits from 1, 2, 3 quadrants: NN baseline vs Sohn's CVAE, CLL table", "seed 004"),
+}
+
+
+def recipe_list() -> str:
+    width = max(map(len, RECIPES))
+    return "\n".join(f"{name:<{width}}  {r.summary} ({r.source})" for name, r in RECIPES.items())

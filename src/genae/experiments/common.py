@@ -1,0 +1,99 @@
+"""What every recipe shares: training (or reusing) a model run, the recipe's folder, its report.
+
+A recipe writes into `<root>/<recipe>/`: `figures/*.png`, `results.json` (every number) and
+`report.md` (the numbers as tables beside the source's, the figures, the command, the wall time).
+Trained models live in `<root>/models/<model>-<what>-<hash of the config>/`, so recipes with the
+same training settings share one run, and a rerun (or a killed run) resumes instead of retraining.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from genae.runs import is_finished, train_run
+from genae.train.checkpoint import CHECKPOINT_FILE
+from genae.train.config import TrainConfig, config_to_dict
+
+
+def run_dir_for(root: Path, name: str, config: TrainConfig, tag: str = "") -> Path:
+    """A run directory named by what it holds and a hash of its whole config."""
+    digest = hashlib.sha256(json.dumps(config_to_dict(config, name), sort_keys=True).encode()).hexdigest()[:8]
+    return Path(root) / "models" / f"{name}{f'-{tag}' if tag else ''}-{digest}"
+
+
+def trained(root: Path, name: str, config: TrainConfig, *, tag: str = "", device: str = "auto",
+            quiet: bool = False) -> Path:
+    """The run of `name` with `config` under `root`: reused if finished, resumed if killed, else trained."""
+    out = run_dir_for(root, name, config, tag)
+    resume = (out / CHECKPOINT_FILE).is_file()
+    if resume and is_finished(out):
+        if not quiet:
+            print(f"{name}: reusing the finished run {out}", file=sys.stderr)
+        return out
+    if not quiet:
+        print(f"{name}: {'resuming' if resume else 'training'} {out} ({config.epochs} epochs)", file=sys.stderr)
+    train_run(name, config, out, resume=resume, device=device, quiet=quiet)
+    return out
+
+
+@dataclass
+class Report:
+    """Collects a recipe's numbers, tables and figures; `write` makes results.json and report.md."""
+
+    recipe: str
+    title: str
+    folder: Path
+    started: float = field(default_factory=time.perf_counter)
+    numbers: dict = field(default_factory=dict)
+    sections: list[str] = field(default_factory=list)   # tables and text, shown first
+    figures: list[Path] = field(default_factory=list)
+    figure_sections: list[str] = field(default_factory=list)
+
+    @property
+    def figure_dir(self) -> Path:
+        return self.folder / "figures"
+
+    def table(self, header: list[str], rows: list[list], caption: str = "") -> None:
+        lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
+        lines += [f"| {' | '.join(_cell(v) for v in row)} |" for row in rows]
+        self.sections.append((caption + "\n\n" if caption else "") + "\n".join(lines))
+
+    def text(self, paragraph: str) -> None:
+        self.sections.append(paragraph)
+
+    def figure(self, path: Path, caption: str) -> Path:
+        self.figures.append(path)
+        self.figure_sections.append(f"![{caption}]({Path(path).relative_to(self.folder)})\n\n*{caption}*")
+        return path
+
+    def write(self, runs: dict[str, Path]) -> Path:
+        wall = time.perf_counter() - self.started
+        command = "genae " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name in (
+            "genae", "__main__.py") else f"genae run {self.recipe}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        result = {"recipe": self.recipe, "command": command, "wall_seconds": round(wall, 1),
+                  "runs": {k: str(v) for k, v in runs.items()}, "numbers": self.numbers,
+                  "figures": [str(Path(f).relative_to(self.folder)) for f in self.figures],
+                  "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"}
+        (self.folder / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+        head = [f"# {self.title}", "", f"Command: `{command}` — wall time {wall:.0f} s "
+                f"(including training any model not already trained). Machine: {result['machine']}.", "",
+                "Runs used: " + ", ".join(f"{k} `{v}`" for k, v in runs.items()) + ".", ""]
+        path = self.folder / "report.md"
+        path.write_text("\n".join(head) + "\n" + "\n\n".join(self.sections + self.figure_sections) + "\n")
+        return path
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+    return str(value)

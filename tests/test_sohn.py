@@ -1,0 +1,119 @@
+"""Sohn et al.'s CVAE for digit completion: masks, losses, the CLL estimator, the recipe."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fakes import synthetic_mnist, write_npz
+from genae.experiments import RECIPES
+from genae.experiments.sohn import QuadrantOptions
+from genae.models.registry import build
+from genae.models.sohn import SohnConfig, SohnCVAEConfig, masks
+from genae.runs import train_run
+from genae.train.engine import fit
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_masks_partition_the_image_into_given_and_output(q):
+    given, output = masks(q)
+    assert torch.equal(given + output, torch.ones(1, 28, 28)) and (given * output).sum() == 0
+    assert given.sum() == q * 14 * 14
+    with pytest.raises(ValueError, match="--quadrants 4"):
+        masks(4)
+
+
+def test_prepare_hides_the_output_pixels_and_keeps_the_whole_target():
+    model = build("sohn-baseline", SohnConfig(quadrants=2, n_hidden=16))
+    x = torch.rand(3, 1, 28, 28)
+    batch = model.prepare(x, torch.zeros(3, dtype=torch.long))
+    assert torch.equal(batch.target, x)
+    assert (batch.x[..., :, 14:] == -1).all() and torch.equal(batch.x[..., :, :14], x[..., :, :14])
+
+
+def test_baseline_loss_is_bce_summed_over_the_output_pixels_only():
+    torch.manual_seed(0)
+    model = build("sohn-baseline", SohnConfig(quadrants=1, n_hidden=16))
+    x = torch.rand(4, 1, 28, 28)
+    batch = model.prepare(x, torch.zeros(4, dtype=torch.long))
+    loss, _ = model.loss(batch)
+    logits = model.logits(batch.x)
+    _, output = masks(1)
+    by_hand = (F.binary_cross_entropy_with_logits(logits, x, reduction="none") * output).sum((1, 2, 3)).mean()
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained_pair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sohn")
+    data = synthetic_mnist(512)
+    torch.manual_seed(0)
+    nn = build("sohn-baseline", SohnConfig(quadrants=1, n_hidden=48, epochs=3, batch_size=64))
+    fit(nn, data, root / "nn", device=CPU, quiet=True)
+    cvae = build("sohn-cvae", SohnCVAEConfig(quadrants=1, n_hidden=48, dim_z=4, epochs=3, batch_size=64,
+                                              baseline=str(root / "nn")))
+    cvae.load_pretrained()
+    frozen = {k: v.clone() for k, v in cvae.baseline.state_dict().items()}
+    history = fit(cvae, data, root / "cvae", device=CPU, quiet=True)
+    return cvae, data, frozen, history
+
+
+def test_the_cvae_keeps_the_baseline_frozen_and_learns(trained_pair):
+    cvae, _, frozen, history = trained_pair
+    for k, v in cvae.baseline.state_dict().items():
+        assert torch.equal(v, frozen[k]), k
+    assert history[-1]["valid"]["loss"] < history[0]["valid"]["loss"]
+
+
+def test_importance_sampling_with_one_sample_is_the_elbo_in_expectation(trained_pair):
+    cvae, data, _, _ = trained_pair
+    batch = cvae.prepare(data.test.x[:16], data.test.y[:16])
+    torch.manual_seed(0)
+    one_sample_weights = cvae.log_weights(batch, 4000)  # 4000 independent S=1 estimates
+    torch.manual_seed(1)
+    terms = cvae.loss_terms(batch)
+    neg_elbo_closed_kl = terms["kl"] + torch.stack([cvae.loss_terms(batch)["rec"] for _ in range(400)]).mean(0)
+    torch.testing.assert_close(-one_sample_weights.mean(0), neg_elbo_closed_kl, rtol=0.01, atol=0.5)
+
+
+def test_cll_bound_is_below_the_negative_elbo(trained_pair):
+    cvae, data, _, _ = trained_pair
+    batch = cvae.prepare(data.test.x[:64], data.test.y[:64])
+    torch.manual_seed(0)
+    log_w = cvae.log_weights(batch, 100)
+    cll = -(torch.logsumexp(log_w, 0) - math.log(100))
+    assert (cll <= -log_w.mean(0) + 1e-4).all()  # per image, same samples: Jensen
+    metrics = cvae.test_metrics(batch, 100)
+    assert metrics["cll"] < metrics["neg_elbo_10"] and metrics["iw_samples"] == 100
+
+
+def test_the_cvae_refuses_a_missing_or_mismatched_baseline(tmp_path):
+    with pytest.raises(ValueError, match="--baseline"):
+        build("sohn-cvae", SohnCVAEConfig(n_hidden=16)).load_pretrained()
+    data = tmp_path / "mnist"
+    data.mkdir()
+    write_npz(data / "mnist.npz")
+    train_run("sohn-baseline", SohnConfig(quadrants=2, n_hidden=16, epochs=1, limit=200, data_dir=str(data)),
+              tmp_path / "nn2", device="cpu", quiet=True)
+    with pytest.raises(ValueError, match="--quadrants 1"):
+        build("sohn-cvae", SohnCVAEConfig(quadrants=1, n_hidden=16, baseline=str(tmp_path / "nn2"))).load_pretrained()
+
+
+def test_recipe_writes_the_table_and_a_figure_per_setting(tmp_path):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    write_npz(data / "mnist.npz")
+    opts = QuadrantOptions(out=tmp_path / "runs", quadrants=(1, 3), epochs=1, n_hidden=24, dim_z=4, iw_samples=10,
+                           n_digits=3, n_completions=2, limit=300, data_dir=str(data), device="cpu", quiet=True)
+    result = RECIPES["quadrants"].run(opts)
+    saved = json.loads((result.report.parent / "results.json").read_text())
+    assert saved["figures"] == ["figures/quadrants_1.png", "figures/quadrants_3.png"]
+    for q in (1, 3):
+        numbers = saved["numbers"][f"quadrants={q}"]
+        assert all(math.isfinite(numbers[k]) for k in ("baseline_nll", "cvae_cll", "cvae_neg_elbo_10"))
+        assert result.arrays[q].shape == (3, 3 + 2, 1, 28, 28)
+    assert "| NN baseline" in result.report.read_text()
