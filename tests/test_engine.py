@@ -89,3 +89,14 @@ def test_cosine_schedule_sets_each_epochs_rate():
     opt = {"toy": constant.phases()[0].optimizer}
     set_learning_rate(opt, constant.config, 3)
     assert opt["toy"].param_groups[0]["lr"] == 0.01
+
+
+def test_process_settings_flush_subnormals_and_fix_the_malloc_threshold():
+    import subprocess
+    import sys
+    code = ("import torch; from genae.runtime import configure_process, fix_malloc_mmap_threshold; "
+            "configure_process(); x = torch.full((1_000_000,), 1e-30); "
+            "print(int(((x * 1e-10) != 0).sum()), fix_malloc_mmap_threshold())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "0"  # no thread kept a subnormal
+    assert out[1] == ("True" if sys.platform == "linux" else out[1])

@@ -24,7 +24,8 @@ import tyro
 
 from genae.data import DataError
 from genae.models.registry import MODELS
-from genae.train.engine import TrainingDiverged, flush_denormals
+from genae.runtime import configure_process
+from genae.train.engine import TrainingDiverged
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -214,7 +215,7 @@ USER_ERRORS = (DataError, FileNotFoundError, FileExistsError, ValueError, Traini
 
 
 def main(argv: list[str] | None = None) -> None:
-    flush_denormals()  # before any parallel work, so every OpenMP worker inherits it
+    configure_process()  # first: FTZ before any parallel work (every OpenMP worker inherits it), malloc
     args = sys.argv[1:] if argv is None else argv
     if args[:2] == ["run", "--list"]:
         from genae.experiments import recipe_list
