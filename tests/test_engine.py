@@ -100,3 +100,16 @@ def test_process_settings_flush_subnormals_and_fix_the_malloc_threshold():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "0"  # no thread kept a subnormal
     assert out[1] == ("True" if sys.platform == "linux" else out[1])
+
+
+def test_evaluation_is_repeatable_and_leaves_the_callers_rng_alone():
+    from genae.models.registry import build
+    from genae.models.vae import VAEConfig
+    from genae.train.engine import evaluate
+    torch.manual_seed(0)
+    model = build("vae", VAEConfig(dim_z=3, n_hidden=16))
+    split = synthetic_mnist(64).valid
+    state = torch.get_rng_state()
+    first, second = evaluate(model, split, CPU), evaluate(model, split, CPU)
+    assert first == second  # the ELBO's z samples are seeded too
+    assert torch.equal(torch.get_rng_state(), state)

@@ -11,7 +11,7 @@ import torch
 
 from fakes import write_npz
 from genae.experiments import RECIPES
-from genae.experiments.seed000 import DenoisingOptions, Seed000Options, denoising_scores
+from genae.experiments.seed000 import Seed000Options, denoising_scores
 from genae.plots.manifold import latent_grid
 
 SMALL = dict(limit=400, epochs=2, n_hidden=32, n_samples=200, n_img_x=4, n_img_y=3, device="cpu", quiet=True)
@@ -31,11 +31,8 @@ def options(root, cls=Seed000Options, **kw):
 
 @pytest.fixture(scope="module")
 def results(root):
-    made = {}
-    for name, recipe in RECIPES.items():
-        cls = DenoisingOptions if name == "denoising" else Seed000Options
-        made[name] = recipe.run(options(root, cls))
-    return made
+    return {name: recipe.run(options(root, recipe.options)) for name, recipe in RECIPES.items()
+            if recipe.source == "seed 000"}
 
 
 def finite(numbers):

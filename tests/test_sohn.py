@@ -117,3 +117,18 @@ def test_recipe_writes_the_table_and_a_figure_per_setting(tmp_path):
         assert all(math.isfinite(numbers[k]) for k in ("baseline_nll", "cvae_cll", "cvae_neg_elbo_10"))
         assert result.arrays[q].shape == (3, 3 + 2, 1, 28, 28)
     assert "| NN baseline" in result.report.read_text()
+
+
+def test_hybrid_objective_mixes_the_cvae_and_gsnn_losses():
+    torch.manual_seed(0)
+    model = build("sohn-cvae", SohnCVAEConfig(quadrants=2, n_hidden=16, dim_z=3, objective="hybrid", alpha=0.3))
+    batch = model.prepare(torch.rand(5, 1, 28, 28), torch.zeros(5, dtype=torch.long))
+    torch.manual_seed(1)
+    loss, _ = model.loss(batch)
+    torch.manual_seed(1)
+    terms = model.loss_terms(batch)
+    expected = (0.3 * (terms["rec"] + terms["kl"]) + 0.7 * terms["gsnn"]).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    model.config.objective = "gsnn"
+    torch.manual_seed(1)
+    assert model.loss(batch)[0].item() == pytest.approx(terms["gsnn"].mean().item(), rel=1e-5)

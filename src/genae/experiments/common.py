@@ -22,6 +22,7 @@ import torch
 from genae.runs import is_finished, train_run
 from genae.train.checkpoint import CHECKPOINT_FILE
 from genae.train.config import TrainConfig, config_to_dict
+from genae.train.engine import read_metrics
 
 
 def run_dir_for(root: Path, name: str, config: TrainConfig, tag: str = "") -> Path:
@@ -80,17 +81,25 @@ class Report:
         command = "genae " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if Path(sys.argv[0]).name in (
             "genae", "__main__.py") else f"genae run {self.recipe}"
         self.folder.mkdir(parents=True, exist_ok=True)
+        trainings = {k: _training_summary(v) for k, v in runs.items()}
         result = {"recipe": self.recipe, "command": command, "wall_seconds": round(wall, 1),
-                  "runs": {k: str(v) for k, v in runs.items()}, "numbers": self.numbers,
+                  "runs": {k: str(v) for k, v in runs.items()}, "training": trainings, "numbers": self.numbers,
                   "figures": [str(Path(f).relative_to(self.folder)) for f in self.figures],
                   "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"}
         (self.folder / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-        head = [f"# {self.title}", "", f"Command: `{command}` — wall time {wall:.0f} s "
-                f"(including training any model not already trained). Machine: {result['machine']}.", "",
-                "Runs used: " + ", ".join(f"{k} `{v}`" for k, v in runs.items()) + ".", ""]
+        head = [f"# {self.title}", "", f"Command: `{command}` — wall time {wall:.0f} s (training included only for models "
+                f"not already trained; each run's own training time is below). Machine: {result['machine']}.", "",
+                "| run | directory | epochs | training time (sum of epochs) |", "|---|---|---|---|"]
+        head += [f"| {k} | `{v}` | {trainings[k]['epochs']} | {trainings[k]['train_seconds']:.0f} s |"
+                 for k, v in runs.items()] + [""]
         path = self.folder / "report.md"
         path.write_text("\n".join(head) + "\n" + "\n\n".join(self.sections + self.figure_sections) + "\n")
         return path
+
+
+def _training_summary(run: Path) -> dict:
+    history = read_metrics(run)
+    return {"epochs": len(history), "train_seconds": round(sum(h["train_seconds"] for h in history), 1)}
 
 
 def _cell(value) -> str:

@@ -108,10 +108,10 @@ def _report(opts: Seed000Options, recipe: str, title: str) -> Report:
 # ---------------------------------------------------------------------------------------- recipes
 def reproduce(opts: Seed000Options) -> RecipeResult:
     """Test inputs beside CVAE and VAE reconstructions after epoch 1 and the last epoch."""
+    rep = _report(opts, "reproduce", f"Reproduce: CVAE vs VAE reconstructions, dim_z = {opts.dim_z} (seed 000)")
     runs = _pair(opts)
     device = str(resolve_device(opts.device))
     test = _test_set(opts)
-    rep = _report(opts, "reproduce", f"Reproduce: CVAE vs VAE reconstructions, dim_z = {opts.dim_z} (seed 000)")
     n = opts.n_img_x * opts.n_img_y
     x, y = test.x[:n].to(device), test.y[:n].to(device)
     rows, arrays = [], {}
@@ -181,9 +181,9 @@ def denoising(opts: DenoisingOptions) -> RecipeResult:
 
 def manifold(opts: Seed000Options) -> RecipeResult:
     """Decoded z-grid over [-r, r]² for each label (CVAE) and once for the VAE; encoded test sets."""
+    rep = _report(opts, "manifold", "Learned MNIST manifold with a 2-D z (seed 000's PMLR, Kingma et al. Fig. 1a)")
     runs = _pair(opts)
     device = str(resolve_device(opts.device))
-    rep = _report(opts, "manifold", "Learned MNIST manifold with a 2-D z (seed 000's PMLR, Kingma et al. Fig. 1a)")
     z = latent_grid(opts.n_img_x, opts.n_img_y, opts.z_range)
     cols = [f"{v:.1f}" for v in z[:opts.n_img_x, 0].tolist()]
     rows = [f"{v:.1f}" for v in z[::opts.n_img_x, 1].tolist()]
@@ -219,9 +219,9 @@ def manifold(opts: Seed000Options) -> RecipeResult:
 
 def analogy_random(opts: Seed000Options) -> RecipeResult:
     """Rows of random z (uniform in [-r, r]^d), columns the ten labels: one style, every digit."""
+    rep = _report(opts, "analogy-random", "Analogical reasoning with random z (seed 000's PARR, Kingma et al. Fig. 1b)")
     runs = _pair(opts, names=("cvae",))
     device = str(resolve_device(opts.device))
-    rep = _report(opts, "analogy-random", "Analogical reasoning with random z (seed 000's PARR, Kingma et al. Fig. 1b)")
     model = load(runs["cvae"], device)
     g = torch.Generator().manual_seed(opts.seed)
     z = ((torch.rand(opts.n_img_y, opts.dim_z, generator=g) * 2 - 1) * opts.z_range).to(device)
@@ -241,9 +241,9 @@ def analogy_random(opts: Seed000Options) -> RecipeResult:
 
 def analogy_image(opts: Seed000Options) -> RecipeResult:
     """Encode test images with their labels, decode each one's z with every label."""
+    rep = _report(opts, "analogy-image", "Analogical reasoning with a given image (seed 000's README; its code was missing)")
     runs = _pair(opts, names=("cvae",))
     device = str(resolve_device(opts.device))
-    rep = _report(opts, "analogy-image", "Analogical reasoning with a given image (seed 000's README; its code was missing)")
     model = load(runs["cvae"], device)
     test = _test_set(opts)
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(opts.seed))[:opts.n_img_y]

@@ -83,7 +83,14 @@ def _show_progress(quiet: bool, rank: int) -> bool:
 
 @torch.no_grad()
 def evaluate(model, split: Split, device: torch.device, *, rank: int = 0, world: int = 1) -> dict[str, float]:
-    """Means of the model's validation metrics over a split (its transforms seeded, so repeatable)."""
+    """Means of the model's validation metrics over a split. Its transforms and the model's own
+    sampling are seeded (in a forked RNG, leaving the caller's stream alone), so repeatable."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(VALIDATION_SEED + rank)
+        return _evaluate(model, split, device, rank=rank, world=world)
+
+
+def _evaluate(model, split: Split, device: torch.device, *, rank: int, world: int) -> dict[str, float]:
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=device).manual_seed(VALIDATION_SEED)
