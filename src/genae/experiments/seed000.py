@@ -163,6 +163,8 @@ def denoising(opts: DenoisingOptions) -> RecipeResult:
 
 def manifold(opts: Seed000Options) -> RecipeResult:
     """Decoded z-grid over [-r, r]² for each label (CVAE) and once for the VAE; encoded test sets."""
+    if opts.dim_z != 2:  # before any training
+        raise ValueError(f"--dim-z {opts.dim_z}: the learned manifold and the latent scatter need --dim-z 2")
     rep = _report(opts, "manifold", "Learned MNIST manifold with a 2-D z (seed 000's PMLR, Kingma et al. Fig. 1a)")
     runs = _pair(opts)
     device = str(resolve_device(opts.device))
