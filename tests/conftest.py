@@ -18,6 +18,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Tests never read or write the user's cache ($GENAE_DATA): no cached MNIST, no cached judge."""
+    import os
+
+    before = os.environ.get("GENAE_DATA")
+    os.environ["GENAE_DATA"] = str(tmp_path_factory.mktemp("genae-cache"))
+    yield
+    if before is None:
+        os.environ.pop("GENAE_DATA", None)
+    else:
+        os.environ["GENAE_DATA"] = before
+
+
 N_TRAIN, N_TEST, N_VALID = 60_000, 10_000, 10_000
 VALID_START = N_TRAIN - N_VALID
 

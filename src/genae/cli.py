@@ -78,6 +78,9 @@ class Eval:
     """Which split to evaluate."""
     limit: Optional[int] = None
     """Evaluate only the first N images."""
+    judge: Literal["auto", "on", "off"] = "auto"
+    """Score a conditional model's samples with the reference judge (conditional accuracy, judge
+    Fréchet distance): 'auto' if `genae judge train` has cached one, 'on' to require it, 'off'."""
     device: Device = "auto"
     """auto: CUDA if available, else CPU."""
 
@@ -86,7 +89,7 @@ class Eval:
         from genae.train.engine import resolve_device
 
         result = evaluate_run(self.run_dir, iw_samples=self.iw_samples, split=self.split,
-                              device=str(resolve_device(self.device)), limit=self.limit)
+                              device=str(resolve_device(self.device)), limit=self.limit, judge=self.judge)
         print(json.dumps(result, indent=2))
 
 
@@ -210,7 +213,41 @@ def run(recipe: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[RunCo
     print(f"report: {result.report}\nfigures: {result.report.parent / 'figures'}")
 
 
-COMMANDS = {"train": train, "eval": Eval, "sample": Sample, "plot": Plot, "run": run, "demo": Demo}
+def _judge_config():
+    from genae.models.judge import JudgeConfig
+
+    return JudgeConfig
+
+
+@dataclass
+class JudgeCommand(_judge_config()):
+    """The reference judge (a CNN digit classifier that scores generated images): `genae judge
+    train` trains it once into $GENAE_DATA/judge/ with a sha256 of its weights; `genae judge show`
+    prints its record (test accuracy, checksum)."""
+
+    action: tyro.conf.Positional[Literal["train", "show"]] = "show"
+    """train: (re)train the judge; show: print the cached judge's record."""
+    out: Optional[Path] = None
+    """Where the judge lives (default: $GENAE_DATA/judge, i.e. ~/.cache/genae/judge)."""
+    device: Device = "auto"
+    """auto: CUDA if available, else CPU."""
+    quiet: bool = False
+    """No progress output."""
+
+    def __call__(self) -> None:
+        from genae.evaluate.judge import load_judge, train_judge
+        from genae.models.judge import JudgeConfig
+
+        if self.action == "train":
+            config = JudgeConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(JudgeConfig)})
+            record = train_judge(config, self.out, device=self.device, quiet=self.quiet)
+        else:
+            record = load_judge(self.out).record
+        print(json.dumps(record, indent=2))
+
+
+COMMANDS = {"train": train, "eval": Eval, "sample": Sample, "plot": Plot, "run": run, "judge": JudgeCommand,
+            "demo": Demo}
 USER_ERRORS = (DataError, FileNotFoundError, FileExistsError, ValueError, TrainingDiverged)
 
 

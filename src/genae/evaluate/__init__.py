@@ -25,8 +25,12 @@ def likelihood_note(binarize: str) -> str:
 
 
 def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "test", device: str = "cpu",
-                 limit: int | None = None, progress: bool | None = None) -> dict:
-    """Test-set ELBO and importance-sampled NLL (conditional for the CVAE); writes eval.json."""
+                 limit: int | None = None, progress: bool | None = None, judge: str = "auto",
+                 judge_samples: int = 1000) -> dict:
+    """Test-set ELBO and importance-sampled NLL (conditional for the CVAE); writes eval.json.
+
+    judge: 'auto' scores a conditional model's samples with the cached reference judge if one
+    exists (genae judge train), 'on' requires it, 'off' skips it."""
     run_dir = Path(run_dir)
     name, config = read_run_config(run_dir)
     model = load(run_dir, device)
@@ -57,5 +61,17 @@ def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "t
                         else f"-log p(x) by importance sampling, IWAE bound with K={iw_samples}"),
         "seconds": round(time.perf_counter() - start, 1),
     }
+    if conditional and judge != "off":
+        result.update(_judge_scores(model, part.x[:n], judge, device, config.seed, judge_samples))
     (run_dir / EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _judge_scores(model, real: torch.Tensor, mode: str, device: str, seed: int, per_label: int) -> dict:
+    from genae.evaluate.judge import judge_dir, judge_generated, load_judge
+
+    if mode == "auto" and not (judge_dir() / "judge.json").is_file():
+        return {"judge": "not scored: no cached judge (run `genae judge train`)"}
+    judge = load_judge(device=device)
+    return {**judge_generated(model, judge, real, per_label=per_label, seed=seed),
+            "judge_test_accuracy": judge.record["test_accuracy"]}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from genae.models.judge import Judge, JudgeConfig
 from genae.models.sohn import SohnBaseline, SohnConfig, SohnCVAE, SohnCVAEConfig
 from genae.models.vae import VAE, VAEConfig
 from genae.train.checkpoint import MODEL_FILE, load_weights
@@ -29,6 +30,7 @@ MODELS: dict[str, ModelSpec] = {
                                "Sohn et al.'s deterministic baseline: complete a digit from 1-3 quadrants"),
     "sohn-cvae": ModelSpec(SohnCVAEConfig, SohnCVAE,
                            "Sohn et al.'s CVAE: p(z|x), q(z|x,y), p(y|x,z) for digit completion"),
+    "judge": ModelSpec(JudgeConfig, Judge, "the reference judge: a CNN digit classifier that scores generated images"),
 }
 
 
