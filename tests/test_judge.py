@@ -47,6 +47,11 @@ def test_cached_judge_is_checked_against_its_sha256(tmp_path):
     with pytest.raises(ValueError, match="sha256"):
         load_judge(tmp_path / "judge")
     assert (tmp_path / "judge" / JUDGE_FILE).is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"model": "vae"}')
+    with pytest.raises(FileExistsError, match="another model"):
+        train_judge(JudgeConfig(epochs=1, limit=300, data_dir=str(data)), other, device="cpu", quiet=True)
 
 
 def test_frechet_distance_matches_the_closed_form_for_gaussians():

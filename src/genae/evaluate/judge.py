@@ -17,7 +17,7 @@ import torch
 
 from genae.data.mnist import cache_dir, load_mnist
 from genae.models.judge import JudgeConfig
-from genae.models.registry import load
+from genae.models.registry import load, read_run_config
 from genae.runs import train_run
 from genae.train.checkpoint import MODEL_FILE
 from genae.train.engine import resolve_device
@@ -42,9 +42,9 @@ def train_judge(config: JudgeConfig | None = None, out: Path | None = None, *, d
                 quiet: bool = False) -> dict:
     """Train the judge into `out` (default: the cache), measure its test accuracy, record both."""
     out = Path(out) if out is not None else judge_dir()
-    if (out / JUDGE_FILE).exists():
-        (out / JUDGE_FILE).unlink()
-    for stale in ("checkpoint.safetensors", MODEL_FILE, "metrics.jsonl"):
+    if (out / "config.json").is_file() and read_run_config(out)[0] != "judge":
+        raise FileExistsError(f"{out} holds another model's run; choose another --out for the judge")
+    for stale in (JUDGE_FILE, "checkpoint.safetensors", MODEL_FILE, "metrics.jsonl"):  # retraining replaces it
         (out / stale).unlink(missing_ok=True)
     config = config or JudgeConfig()
     dev = str(resolve_device(device))
