@@ -11,6 +11,7 @@ For the CVAE p(z) does not depend on y (M2), so these bound the conditional −l
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -32,13 +33,22 @@ def iwae(log_w: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def likelihood_bounds(model, x: torch.Tensor, y: torch.Tensor, k: int, *, rows: int = 5_000,
+def importance_bounds(log_weights_fn: Callable[[slice, int], torch.Tensor], n: int, k: int, *, rows: int = 5_000,
                       progress: bool = False) -> dict[str, torch.Tensor]:
-    """Per-image ELBO (mean of K log-weights) and IWAE_K bound over a set of images."""
+    """Per-item ELBO (mean of K log-weights) and IWAE_K bound for n items, in chunks of about `rows`
+    samples (big enough for fast products, small enough to stay in cache); `log_weights_fn(items, k)`
+    returns the K×B log-weights of a slice of the items."""
     per_chunk = max(1, rows // k)
     elbo, bound = [], []
-    for start in tqdm(range(0, len(x), per_chunk), disable=not progress, desc=f"IWAE K={k}", leave=False):
-        log_w = log_weights(model, x[start:start + per_chunk], y[start:start + per_chunk], k)
+    for start in tqdm(range(0, n, per_chunk), disable=not progress, desc=f"IWAE K={k}", leave=False):
+        log_w = log_weights_fn(slice(start, start + per_chunk), k)
         elbo.append(log_w.mean(0))
         bound.append(iwae(log_w))
     return {"elbo": torch.cat(elbo), "iwae": torch.cat(bound)}
+
+
+def likelihood_bounds(model, x: torch.Tensor, y: torch.Tensor, k: int, *, rows: int = 5_000,
+                      progress: bool = False) -> dict[str, torch.Tensor]:
+    """Per-image ELBO (mean of K log-weights) and IWAE_K bound over a set of images."""
+    return importance_bounds(lambda part, k: log_weights(model, x[part], y[part], k), len(x), k, rows=rows,
+                             progress=progress)
