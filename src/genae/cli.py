@@ -40,6 +40,8 @@ class RunOptions:
     """auto: CUDA if available, else CPU."""
     quiet: bool = False
     """No progress bar and no per-epoch lines (the bar is off anyway when stderr is not a terminal)."""
+    dry_run: bool = False
+    """Print the parameter counts of this model's layers and of every --arch, then exit (no training)."""
 
 
 def _train_command(name: str):
@@ -59,11 +61,32 @@ def train(model: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[Trai
     name = type(model).model_name
     config_fields = {f.name for f in dataclasses.fields(MODELS[name].config)}
     config = MODELS[name].config(**{k: getattr(model, k) for k in config_fields})
+    if model.dry_run:
+        print(dry_run_report(name, config))
+        return
     out = model.resume if model.resume is not None else model.out
     out, history = train_run(name, config, out, resume=model.resume is not None, device=model.device,
                              quiet=model.quiet)
     last = history[-1] if history else {}
     print(f"{name}: {len(history)} epochs in {out} (validation loss {last.get('valid', {}).get('loss', float('nan')):.3f})")
+
+
+def dry_run_report(name: str, config) -> str:
+    """The parameter tables `genae train MODEL --dry-run` prints."""
+    from genae.models.registry import build as build_model
+    from genae.nets import count_parameters
+
+    model = build_model(name, config)
+    lines = [f"{name}: {count_parameters(model):,} parameters"]
+    if hasattr(config, "arch"):
+        from genae.nets.summary import architecture_table, layer_table
+
+        cond = 10 if getattr(model, "conditional", False) else 0
+        sizes = dict(dim_z=config.dim_z, n_hidden=config.n_hidden, n_layers=config.n_layers, cond_dim=cond)
+        lines += ["", f"layers of --arch {config.arch}:", layer_table(config.arch, **sizes), "",
+                  f"every --arch at dim_z={config.dim_z}, n_hidden={config.n_hidden} (* = this one):",
+                  architecture_table(mark=config.arch, **sizes)]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -107,6 +130,8 @@ class Sample:
     """Digit to generate (conditional models only; default: labels 0..9 in turn)."""
     seed: int = 0
     """Random seed for the latent draws."""
+    std: float = 1.0
+    """Scale of z: z ~ N(0, std²·I) (1 = the prior; seed 002 shows 0.1; 0 decodes z = 0)."""
     device: Device = "auto"
     """auto: CUDA if available, else CPU."""
 
@@ -130,7 +155,7 @@ class Sample:
             if not 0 <= self.label <= 9:
                 raise ValueError(f"--label {self.label}: labels are 0..9")
         torch.manual_seed(self.seed)
-        images = model.sample(self.n, self.label).cpu()
+        images = model.sample(self.n, self.label, std=self.std).cpu()
         self.out.parent.mkdir(parents=True, exist_ok=True)
         if self.out.suffix == ".npy":
             np.save(self.out, images[:, 0].numpy())
@@ -146,8 +171,17 @@ class Plot:
 
     run_dir: tyro.conf.Positional[Path]
     """Run directory."""
-    kind: tyro.conf.Positional[Literal["reconstruction", "samples"]]
-    """reconstruction: test inputs beside reconstructions; samples: draws from the prior."""
+    kind: tyro.conf.Positional[Literal["reconstruction", "samples", "latent"]]
+    """reconstruction: test inputs beside reconstructions; samples: decoded z ~ N(0, std²·I), one row
+    per label for a conditional model; latent: encoder means coloured by label (t-SNE if dim_z > 2)."""
+    std: float = 1.0
+    """samples: scale of z (1 = the prior; seed 002 shows 0.1; 0 decodes z = 0)."""
+    split: Literal["test", "valid", "train"] = "test"
+    """latent: which split to encode."""
+    n: Annotated[int, tyro.conf.arg(aliases=("-n",))] = 3000
+    """latent: how many images of the split to encode."""
+    seed: int = 0
+    """Random seed (latent draws, t-SNE)."""
     device: Device = "auto"
     """auto: CUDA if available, else CPU."""
 
@@ -155,7 +189,9 @@ class Plot:
         from genae.plots.figures import plot
         from genae.train.engine import resolve_device
 
-        print(plot(self.run_dir, self.kind, device=str(resolve_device(self.device))))
+        options = {"samples": dict(std=self.std, seed=self.seed),
+                   "latent": dict(split=self.split, n=self.n, seed=self.seed)}.get(self.kind, {})
+        print(plot(self.run_dir, self.kind, device=str(resolve_device(self.device)), **options))
 
 
 @dataclass

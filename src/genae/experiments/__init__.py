@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from genae.experiments import seed000, sohn
+from genae.experiments import seed000, seed001, seed002, sohn
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,13 @@ RECIPES: dict[str, Recipe] = {
                              "rows of random z, columns the ten labels", "seed 000"),
     "analogy-image": Recipe(seed000.Seed000Options, seed000.analogy_image,
                             "a test image's z decoded with each of the ten labels", "seed 000"),
+    "beta": Recipe(seed001.BetaOptions, seed001.beta,
+                   "β = 0 … 200: 2-D latent space, reconstructions, samples, test reconstruction and KL", "seed 001"),
+    "sigma": Recipe(seed001.SigmaOptions, seed001.sigma,
+                    "σ = exp(½·logvar) vs softplus(ρ) at high learning rates: divergences and ELBO", "seed 001"),
+    "architectures": Recipe(seed002.ArchitectureOptions, seed002.architectures,
+                            "fc3 / cnn2 / cnn3 / conv × VAE / CVAE: parameters, s/epoch, NLL, judge scores, "
+                            "samples at std 1 and 0.1, t-SNE", "seed 002"),
     "quadrants": Recipe(sohn.QuadrantOptions, sohn.quadrants,
                         "complete digits from 1, 2, 3 quadrants: NN baseline vs Sohn's CVAE, CLL table", "seed 004"),
 }

@@ -33,8 +33,10 @@ class VAEConfig(TrainConfig):
     """Units in each hidden layer of encoder and decoder."""
     n_layers: int = 2
     """Hidden layers in encoder and decoder (1 with --n-hidden 400 is pytorch/examples' VAE)."""
-    arch: Literal["mlp"] = "mlp"
-    """Encoder/decoder architecture."""
+    arch: Literal["mlp", "fc3", "cnn2", "cnn3", "conv"] = "mlp"
+    """Encoder/decoder: mlp (--n-layers × --n-hidden), fc3 (seed 002's 3 FC layers), cnn2 / cnn3
+    (seed 002's 2 or 3 stride-2 convolutions + 1 FC), conv (seed 001's CVAE: 2 convolutions, 3
+    transposed); the CNNs ignore --n-hidden. `--dry-run` prints their parameter counts."""
     beta: float = 1.0
     """Weight of the KL term (1: the ELBO; 0: a plain autoencoder)."""
     sigma: Literal["exp", "softplus"] = "exp"
@@ -72,15 +74,19 @@ class VAE(Model):
         return standard_normal((n, self.config.dim_z), self.device)
 
     @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | int | None = None) -> torch.Tensor:
-        """n images (pixel means in [0, 1]); a CVAE without y cycles through the labels 0..9."""
+    def sample(self, n: int, y: torch.Tensor | int | None = None, *, std: float = 1.0) -> torch.Tensor:
+        """n images (pixel means in [0, 1]) decoded from z ~ N(0, std²·I): std=1 samples the prior,
+        std=0.1 stays near its mean (seed 002's figures), std=0 decodes z = 0. A CVAE without y
+        cycles through the labels 0..9."""
+        if std < 0:
+            raise ValueError(f"std {std}: the scale of z must be >= 0")
         if self.conditional:
             if y is None:
                 y = torch.arange(n) % N_CLASSES
             elif isinstance(y, int):
                 y = torch.full((n,), y)
             y = y.to(self.device)
-        z = self.prior(n).sample()
+        z = self.prior(n).sample() * std
         return self.decode(z, y if self.conditional else None).mean
 
     @torch.no_grad()

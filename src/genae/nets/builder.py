@@ -1,11 +1,24 @@
-"""One builder for every encoder and decoder.
+"""One builder for every encoder and decoder, whatever the architecture.
 
 An encoder maps an image (and an optional condition vector, e.g. a one-hot label) to a flat
 vector of `out_features` (e.g. the 2·dim_z parameters of a Gaussian); a decoder maps a latent
-vector (and an optional condition) to 1×28×28 logits. The condition is concatenated to the
-flattened input (MLP) — one place, so every model conditions the same way.
+vector (and an optional condition) to 1×28×28 logits. Every architecture conditions in the same
+single place: the condition is concatenated to the *flattened* features in the encoder (the
+image itself for the MLPs, the last feature map for the CNNs — seed 001's CVAE) and to z in the
+decoder.
 
-    enc, dec = build_networks("mlp", dim_z=20, n_hidden=500, n_layers=2, cond_dim=10)
+    Encoder:  x ─ features ─ flatten ─ [· , c] ─ body ─► out
+    Decoder:  [z , c] ─ body ─ upsample ─► 1×28×28 logits
+
+Architectures (`--arch`; the CNNs are in genae.nets.conv):
+    mlp   n_layers hidden layers of n_hidden units each way (seed 000; 784-400-20 with n_layers=1
+          is pytorch/examples' VAE)
+    fc3   three fully connected layers each way, 784-n_hidden-n_hidden-out (seed 002's "3 FC")
+    cnn2  two 4×4 stride-2 convolutions + one fully connected layer (seed 002)
+    cnn3  three stride-2 convolutions + one fully connected layer (seed 002)
+    conv  seed 001's CVAE: two convolutions, label after flattening; three transposed convolutions
+
+    enc, dec = build_networks("cnn3", dim_z=20, n_hidden=500, cond_dim=10)
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ from torch import nn
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_SIZE = 28 * 28
-ARCHITECTURES = ("mlp",)
+ARCHITECTURES = ("mlp", "fc3", "cnn2", "cnn3", "conv")
 
 
 def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -31,14 +44,19 @@ def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> nn.Seque
 
 
 class Encoder(nn.Module):
-    """x (B×1×28×28) [, c (B×cond_dim)] → B×out_features."""
+    """x (B×1×28×28) [, c (B×cond_dim)] → B×out_features.
 
-    def __init__(self, body: nn.Module, cond_dim: int = 0):
+    `features` turns the image into a flat vector (default: flatten the pixels); the condition is
+    concatenated to it; `body` maps the result to the output.
+    """
+
+    def __init__(self, body: nn.Module, cond_dim: int = 0, features: nn.Module | None = None):
         super().__init__()
+        self.features = nn.Flatten() if features is None else features
         self.body, self.cond_dim = body, cond_dim
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        h = x.flatten(1)
+        h = self.features(x)
         if self.cond_dim:
             h = torch.cat([h, c], dim=1)
         return self.body(h)
@@ -47,29 +65,43 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """z (…×B×dim_z) [, c (B×cond_dim)] → …×B×out_shape (logits or pre-activations).
 
+    `body` maps [z, c] to a flat vector, `upsample` (default: none) turns it into the image.
     Leading sample dimensions pass through: K×B latents decode to K×B images, with the condition
     broadcast across the K samples (importance sampling needs no copies of c or x).
     """
 
-    def __init__(self, body: nn.Module, cond_dim: int = 0, out_shape: tuple[int, ...] = IMAGE_SHAPE):
+    def __init__(self, body: nn.Module, cond_dim: int = 0, out_shape: tuple[int, ...] = IMAGE_SHAPE,
+                 upsample: nn.Module | None = None):
         super().__init__()
         self.body, self.cond_dim, self.out_shape = body, cond_dim, out_shape
+        self.upsample = nn.Identity() if upsample is None else upsample
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         lead = z.shape[:-1]
         if self.cond_dim:
             z = torch.cat([z, c.expand(*lead, c.shape[-1])], dim=-1)
-        return self.body(z.reshape(-1, z.shape[-1])).view(*lead, *self.out_shape)
+        return self.upsample(self.body(z.reshape(-1, z.shape[-1]))).reshape(*lead, *self.out_shape)
 
 
-def build_networks(arch: str, *, dim_z: int, n_hidden: int, n_layers: int = 2, cond_dim: int = 0,
+def build_networks(arch: str, *, dim_z: int, n_hidden: int = 500, n_layers: int = 2, cond_dim: int = 0,
                    enc_out: int | None = None) -> tuple[Encoder, Decoder]:
-    """Encoder (x[,c] → enc_out, default 2·dim_z) and decoder (z[,c] → 1×28×28)."""
+    """Encoder (x[,c] → enc_out, default 2·dim_z) and decoder (z[,c] → 1×28×28) of one architecture.
+
+    n_hidden applies to mlp and fc3, n_layers to mlp only (fc3 has two hidden layers by definition);
+    the CNNs' sizes are fixed (see genae.nets.conv).
+    """
+    from genae.nets.conv import CONV_ARCHS
+
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     if n_layers < 1 or n_hidden < 1 or dim_z < 1:
         raise ValueError(f"need n_layers, n_hidden, dim_z >= 1, got {n_layers}, {n_hidden}, {dim_z}")
+    if arch == "fc3" and n_layers != 2:
+        raise ValueError(f"--arch fc3 has three layers (two hidden) by definition; got --n-layers {n_layers} "
+                         "(use --arch mlp for other depths)")
     enc_out = 2 * dim_z if enc_out is None else enc_out
+    if arch in CONV_ARCHS:
+        return CONV_ARCHS[arch].build(dim_z=dim_z, cond_dim=cond_dim, enc_out=enc_out)
     hidden = [n_hidden] * n_layers
     encoder = Encoder(mlp([IMAGE_SIZE + cond_dim, *hidden, enc_out]), cond_dim)
     decoder = Decoder(mlp([dim_z + cond_dim, *hidden, IMAGE_SIZE]), cond_dim)
