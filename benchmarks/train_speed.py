@@ -6,7 +6,10 @@
 Rows: the seed's VAE and CVAE (784-500-500-20 MLPs), and pytorch/examples' VAE (784-400-20, one
 hidden layer, built by the same builder) — the peers' yardstick — at batch 128 over 60,000 images
 (MNIST train + validation); Sohn et al.'s baseline and CVAE (1 quadrant given) over the 50,000
-training images (the Pyro tutorial's yardstick); `-bf16` rows use --precision bf16. The first epoch is a warm-up and not counted. `plain-loop` is the
+training images (the Pyro tutorial's yardstick); the `cvae-<arch>` rows are the architectures of
+seeds 001/002 over the 50,000 training images; `m2` is Kingma et al.'s M2 (784-500-50, 100 labels,
+a labeled draw of 100 images joins each batch of 128, all ten labels summed for each unlabeled
+image) over the 50,000 training images (the Pyro ss_vae_M2 yardstick); `-bf16` rows use --precision bf16. The first epoch is a warm-up and not counted. `plain-loop` is the
 textbook loop over a torch DataLoader for the same 784-400-20 VAE, for comparison; `bare-loop` the
 same model with in-memory batches, fused Adam and a hand-written loss (no engine): eager PyTorch's floor.
 """
@@ -35,6 +38,12 @@ ROWS = {  # row → (model, config options, images per epoch: 60k = the yardstic
     "pt-examples": ("vae", dict(dim_z=20, n_hidden=400, n_layers=1), 60_000),
     "vae-bf16": ("vae", dict(dim_z=20, n_hidden=500, n_layers=2, precision="bf16"), 60_000),
     "pt-examples-bf16": ("vae", dict(dim_z=20, n_hidden=400, n_layers=1, precision="bf16"), 60_000),
+    "cvae-fc3": ("cvae", dict(arch="fc3", dim_z=20), 50_000),
+    "cvae-cnn2": ("cvae", dict(arch="cnn2", dim_z=20), 50_000),
+    "cvae-cnn3": ("cvae", dict(arch="cnn3", dim_z=20), 50_000),
+    "cvae-conv": ("cvae", dict(arch="conv", dim_z=20), 50_000),
+    "m2": ("m2", dict(n_labels=100), 50_000),
+    "m2-bf16": ("m2", dict(n_labels=100, precision="bf16"), 50_000),
     "sohn-baseline": ("sohn-baseline", dict(quadrants=1), 50_000),
     "sohn-cvae": ("sohn-cvae", dict(quadrants=1), 50_000),
     "sohn-cvae-bf16": ("sohn-cvae", dict(quadrants=1, precision="bf16"), 50_000),
@@ -49,6 +58,8 @@ def sixty_thousand(data: MNIST) -> MNIST:
 def engine_epochs(name: str, kw: dict, data: MNIST, epochs: int) -> list[float]:
     torch.manual_seed(0)
     model = build(name, config_for(name, epochs=epochs + 1, batch_size=128, patience=0, **kw))
+    if hasattr(model, "prepare_data"):
+        data = model.prepare_data(data)  # M2: the labeled subset
     with tempfile.TemporaryDirectory() as tmp:
         fit(model, data, Path(tmp), device=torch.device("cpu"), quiet=True)
         return [m["train_seconds"] for m in read_metrics(Path(tmp))[1:]]

@@ -101,3 +101,28 @@ def test_eval_scores_a_cvae_with_the_cached_judge_only_when_there_is_one(tmp_pat
     result = evaluate_run(run, iw_samples=5, limit=50, judge_samples=30)
     assert result["samples_per_label"] == 30 and 0 <= result["conditional_accuracy"] <= 1 and result["judge_frechet_distance"] >= 0
     assert "not Inception FID" in result["judge_note"]
+
+
+def test_analogy_columns_are_scored_by_the_judge(tmp_path, monkeypatch):
+    import genae.evaluate.judge as judge_module
+    from genae.experiments.common import Report
+    from genae.experiments.seed000 import _judge_columns
+
+    class Reader:  # reads every image as its column's label, except row 0 of column 2 (read as 7)
+        record = {"test_accuracy": 0.995}
+
+        def predict(self, x):
+            out = torch.arange(10).repeat(3)
+            out[2] = 7
+            return out
+
+    rep = Report("analogy-random", "t", tmp_path)
+    monkeypatch.setattr(judge_module, "judge_dir", lambda: tmp_path)
+    _judge_columns(rep, torch.zeros(3, 10, 1, 28, 28))
+    assert "not scored" in rep.sections[-1]
+    (tmp_path / "judge.json").write_text("{}")
+    monkeypatch.setattr(judge_module, "load_judge", lambda device="cpu": Reader())
+    _judge_columns(rep, torch.zeros(3, 10, 1, 28, 28))
+    expected = [1.0, 1.0, round(2 / 3, 4)] + [1.0] * 7
+    assert rep.numbers["judge_accuracy_per_column"] == expected
+    assert "| judge accuracy | 100% | 100% | 67% |" in rep.sections[-1]

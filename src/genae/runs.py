@@ -37,6 +37,8 @@ def train_run(name: str, config: TrainConfig | None, out: Path | None = None, *,
         data = data.head(config.limit)
     torch.manual_seed(config.seed)  # initial weights
     model = build(name, config)
+    if hasattr(model, "prepare_data"):
+        data = model.prepare_data(data)  # e.g. M2 hides the labels outside its labeled subset
     if not resume and hasattr(model, "load_pretrained"):
         model.load_pretrained()  # e.g. the frozen baseline inside Sohn's CVAE
     model = model.to(dev)

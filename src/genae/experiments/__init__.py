@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from genae.experiments import seed000, seed001, seed002, sohn
+from genae.experiments import seed000, seed001, seed002, semisupervised, sohn
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ RECIPES: dict[str, Recipe] = {
     "architectures": Recipe(seed002.ArchitectureOptions, seed002.architectures,
                             "fc3 / cnn2 / cnn3 / conv × VAE / CVAE: parameters, s/epoch, NLL, judge scores, "
                             "samples at std 1 and 0.1, t-SNE", "seed 002"),
+    "semisupervised": Recipe(semisupervised.SemiSupervisedOptions, semisupervised.semisupervised,
+                             "M1 (+SVM), M2, M1+M2 test error with 100…3000 labels, mean ± sd over seeds",
+                             "Kingma et al. 2014"),
     "quadrants": Recipe(sohn.QuadrantOptions, sohn.quadrants,
                         "complete digits from 1, 2, 3 quadrants: NN baseline vs Sohn's CVAE, CLL table", "seed 004"),
 }

@@ -220,6 +220,7 @@ def analogy_random(opts: Seed000Options) -> RecipeResult:
     rep.numbers["mean_abs_difference_between_labels"] = _column_difference(grid)
     rep.numbers["mean_abs_difference_between_rows"] = _column_difference(grid.transpose(0, 1))
     rep.text("The label changes the digit (a large difference between columns); z keeps the style along a row.")
+    _judge_columns(rep, grid)
     return RecipeResult(rep.write(runs), rep.numbers, {"grid": grid})
 
 
@@ -248,7 +249,28 @@ def analogy_image(opts: Seed000Options) -> RecipeResult:
         own.clamp(BCE_CLAMP, 1 - BCE_CLAMP), x).item()
     rep.numbers["mean_abs_difference_between_labels"] = _column_difference(generated)
     rep.numbers["test_indices"] = pick.tolist()
+    _judge_columns(rep, generated)
     return RecipeResult(rep.write(runs), rep.numbers, {"inputs": x, "generated": generated})
+
+
+@torch.no_grad()
+def _judge_columns(rep: Report, grid: torch.Tensor) -> None:
+    """With a cached reference judge: how often column k's images (label k) are classified as k."""
+    from genae.evaluate.judge import judge_dir, load_judge
+
+    if not (judge_dir() / "judge.json").is_file():
+        rep.text("Judge accuracy per column: not scored (no cached judge; run `genae judge train`).")
+        return
+    judge = load_judge(device=str(grid.device))
+    rows, cols = grid.shape[:2]
+    predicted = judge.predict(grid.flatten(0, 1)).view(rows, cols)
+    per_column = (predicted == torch.arange(cols, device=grid.device)).float().mean(0)
+    rep.numbers["judge_accuracy_per_column"] = [round(v, 4) for v in per_column.tolist()]
+    rep.numbers["judge_accuracy"] = per_column.mean().item()
+    rep.table(["column (label)", *map(str, range(cols)), "all"],
+              [["judge accuracy", *[f"{100 * v:.0f}%" for v in per_column.tolist()], f"{100 * per_column.mean():.1f}%"]],
+              f"The reference judge ({100 * judge.record['test_accuracy']:.2f}% test accuracy) classifies each "
+              f"generated image; a column's accuracy is the fraction of its {rows} images read as its label.")
 
 
 def _column_difference(grid: torch.Tensor) -> float:

@@ -70,7 +70,7 @@ def evaluation(run: Path, opts: ArchitectureOptions, device: str) -> dict:
         found = json.loads(path.read_text())
         if found.get("iw_samples") == opts.iw_samples and found.get("n_images") == _eval_images(opts):
             return found
-    return evaluate_run(run, iw_samples=opts.iw_samples, device=device, limit=opts.eval_limit,
+    return evaluate_run(run, iw_samples=opts.iw_samples, device=device, limit=_eval_images(opts),
                         progress=not opts.quiet, judge="auto", judge_samples=opts.judge_samples)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from genae.models.judge import Judge, JudgeConfig
+from genae.models.semisupervised import M2, M2Config
 from genae.models.sohn import SohnBaseline, SohnConfig, SohnCVAE, SohnCVAEConfig
 from genae.models.vae import VAE, VAEConfig
 from genae.train.checkpoint import MODEL_FILE, load_weights
@@ -30,6 +31,8 @@ MODELS: dict[str, ModelSpec] = {
                                "Sohn et al.'s deterministic baseline: complete a digit from 1-3 quadrants"),
     "sohn-cvae": ModelSpec(SohnCVAEConfig, SohnCVAE,
                            "Sohn et al.'s CVAE: p(z|x), q(z|x,y), p(y|x,z) for digit completion"),
+    "m2": ModelSpec(M2Config, M2, "Kingma et al.'s semi-supervised M2 (or M1+M2 with --m1-run): q(y|x), "
+                                  "q(z|x,y), p(x|y,z) trained on a few labels and many unlabeled images"),
     "judge": ModelSpec(JudgeConfig, Judge, "the reference judge: a CNN digit classifier that scores generated images"),
 }
 

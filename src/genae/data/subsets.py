@@ -1,0 +1,37 @@
+"""Labeled subsets for semi-supervised learning: n labels, balanced across the ten classes, drawn
+by a seed from the training split only (validation and test stay whole and untouched).
+
+    idx = balanced_subset(data.train.y, 100, seed=0)   # 10 images of each digit
+    train = hide_labels(data.train, idx)               # y = -1 everywhere else
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genae.data.mnist import Split
+
+UNLABELED = -1
+
+
+def balanced_subset(y: torch.Tensor, n: int, *, seed: int, n_classes: int = 10) -> torch.Tensor:
+    """Sorted indices of n images, n / n_classes of each class, chosen uniformly by `seed`."""
+    if n < n_classes or n % n_classes:
+        raise ValueError(f"--n-labels {n}: a balanced subset needs a positive multiple of {n_classes}")
+    per_class = n // n_classes
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label in range(n_classes):
+        pool = (y == label).nonzero().flatten()
+        if len(pool) < per_class:
+            raise ValueError(f"--n-labels {n}: class {label} has only {len(pool)} training images, "
+                             f"{per_class} are needed")
+        chosen.append(pool[torch.randperm(len(pool), generator=generator)[:per_class]])
+    return torch.cat(chosen).sort().values
+
+
+def hide_labels(split: Split, keep: torch.Tensor) -> Split:
+    """The split with every label outside `keep` replaced by UNLABELED (-1)."""
+    y = torch.full_like(split.y, UNLABELED)
+    y[keep] = split.y[keep]
+    return Split(split.x, y)

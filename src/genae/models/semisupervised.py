@@ -1,0 +1,203 @@
+"""Kingma et al. 2014's semi-supervised models M2 and M1+M2 (M1, a VAE whose encoder means feed a
+classifier, is the plain `vae` model plus genae.evaluate.classification).
+
+M2 generative model:  y ~ Cat(1/10),  z ~ N(0, I),  x | y, z ~ Bernoulli(decoder(z, y))
+Guide:                q(y | x) = Cat(softmax(classifier(x))),  q(z | x, y) = N(μ(x, y), σ²(x, y))
+
+Per labeled image (x, y), the negative ELBO
+    L(x, y) = −E_q(z|x,y)[log p(x | y, z)] + KL(q(z | x, y) ‖ p(z)) − log p(y);
+per unlabeled image, y summed out exactly over the ten labels,
+    U(x) = Σ_y q(y | x)·L(x, y) − H(q(y | x)).
+Each step's loss, in nats per image:
+    mean over its unlabeled images of U + mean over its labeled images of L
+      + α · mean over its labeled images of −log q(y | x),   α = 0.1·N / N_labeled by default
+(the paper's α = 0.1·N weighs the summed classification loss; per labeled image that is 0.1·N/N_l).
+A step sees --batch-size images of the training split (labels hidden except for the labeled
+subset) and --labeled-batch images drawn from the labeled subset.
+
+M1+M2 (--m1-run DIR): every image is replaced by z1 ~ q(z1 | x) of the trained, frozen VAE in DIR
+(resampled each batch; its mean at evaluation), and p(z1 | y, z2) is a diagonal Gaussian; M2's
+bound is then over z1, not pixels.
+
+Classification is argmax_y q(y | x); the engine keeps the weights of the epoch with the lowest
+validation error, so the test error reported is the one at the best validation epoch.
+
+    genae train m2 --n-labels 100 --epochs 100 --out runs/m2-100
+    genae train vae --dim-z 50 --epochs 100 --out runs/m1 && genae train m2 --m1-run runs/m1 --out runs/m1m2
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch.distributions import kl_divergence
+
+from genae.data.mnist import MNIST
+from genae.data.subsets import balanced_subset, hide_labels
+from genae.models.base import N_CLASSES, Batch, Model, one_hot
+from genae.nets import bernoulli_image, diagonal_gaussian, mlp, standard_normal
+from genae.nets.builder import IMAGE_SHAPE, IMAGE_SIZE, Decoder, Encoder
+from genae.train.config import TrainConfig
+from genae.train.engine import Phase, adam
+
+LOG_CLASSES = math.log(N_CLASSES)  # −log p(y) for the uniform prior
+
+
+@dataclass
+class M2Config(TrainConfig):
+    n_labels: int = 100
+    """Labeled training images, balanced across the classes, drawn from the 50k training split by --seed."""
+    labeled_batch: int = 100
+    """Labeled images drawn (with replacement) from the labeled subset for every step."""
+    alpha: Optional[float] = None
+    """Weight of the classification loss per labeled image (default 0.1·N/N_labeled, the paper's α)."""
+    dim_z: int = 50
+    """Latent dimensions of z (the paper's 50)."""
+    n_hidden: int = 500
+    """Units per hidden layer of the classifier, encoder and decoder."""
+    n_layers: int = 1
+    """Hidden layers in each network (the paper's M2: one of 500 units)."""
+    sigma: Literal["exp", "softplus"] = "exp"
+    """Encoder std: 'exp' σ = exp(½·logvar); 'softplus' σ = softplus(ρ)."""
+    m1_run: Optional[str] = None
+    """A trained `vae` run: M2 is trained on its latent space (M1+M2). None: on pixels (M2)."""
+
+
+class M2(Model):
+    """M2, or M1+M2 with --m1-run; see the module docstring."""
+
+    name = "m2"
+
+    def __init__(self, config: M2Config):
+        super().__init__(config)
+        self.m1 = _frozen_m1(config.m1_run) if config.m1_run else None
+        size = self.m1.config.dim_z if self.m1 is not None else IMAGE_SIZE
+        hidden = [config.n_hidden] * config.n_layers
+        self.classifier = mlp([size, *hidden, N_CLASSES])
+        self.encoder = Encoder(mlp([size + N_CLASSES, *hidden, 2 * config.dim_z]), N_CLASSES)
+        out = (2 * size,) if self.m1 is not None else IMAGE_SHAPE
+        out_size = 2 * size if self.m1 is not None else IMAGE_SIZE
+        self.decoder = Decoder(mlp([config.dim_z + N_CLASSES, *hidden, out_size]), N_CLASSES, out_shape=out)
+        self.labeled: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------ data
+    def prepare_data(self, data: MNIST) -> MNIST:
+        """Keep the labels of a balanced subset of the training split, hide the rest (y = -1)."""
+        keep = balanced_subset(data.train.y, self.config.n_labels, seed=self.config.seed)
+        self.labeled = (data.train.x[keep], data.train.y[keep])
+        return MNIST(hide_labels(data.train, keep), data.valid, data.test, data.source)
+
+    def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
+        """In training, a labeled draw joins the batch; with M1, images become z1 ~ q(z1 | x)."""
+        if self.training and self.labeled is not None:
+            pick = torch.randint(len(self.labeled[1]), (self.config.labeled_batch,))
+            x = torch.cat([x, self.labeled[0][pick].to(x.device)])
+            y = torch.cat([y, self.labeled[1][pick].to(y.device)])
+        if self.m1 is None:
+            return super().prepare(x, y, generator)
+        with torch.no_grad():
+            q = self.m1.encode(self.m1.prepare(x, y, generator).x)
+            z1 = q.rsample() if self.training else q.mean
+        return Batch(x=z1, y=y, target=z1)
+
+    # ------------------------------------------------------------ the model
+    def likelihood(self, out: torch.Tensor):
+        """p(x | y, z): Bernoulli pixels (M2) or a diagonal Gaussian over z1 (M1+M2)."""
+        return bernoulli_image(out) if self.m1 is None else diagonal_gaussian(out, "exp")
+
+    def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x.flatten(1))
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """q(z | x, y); without y, the classifier's guess is used."""
+        if y is None:
+            y = self.classify_logits(x).argmax(1)
+        return diagonal_gaussian(self.encoder(x, one_hot(y)), self.config.sigma)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor):
+        return self.likelihood(self.decoder(z, one_hot(y)))
+
+    def labeled_bound(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """L(x, y) per image, one z sample."""
+        q = self.encode(x, y)
+        rec = -self.decode(q.rsample(), y).log_prob(target)
+        return rec + kl_divergence(q, standard_normal(q.mean.shape, q.mean.device)) + LOG_CLASSES
+
+    def unlabeled_bound(self, x: torch.Tensor, target: torch.Tensor,
+                        logits: torch.Tensor | None = None) -> torch.Tensor:
+        """U(x) per image: L(x, y) for all ten y at once (10×B), weighted by q(y | x), minus H(q)."""
+        labels = torch.eye(N_CLASSES, device=x.device)
+        q = diagonal_gaussian(self.encoder.forward_each(x, labels), self.config.sigma)   # batch 10×B
+        rec = -self.likelihood(self.decoder(q.rsample(), labels[:, None, :])).log_prob(target)
+        bound = rec + kl_divergence(q, standard_normal(q.mean.shape, x.device)) + LOG_CLASSES
+        log_q = F.log_softmax(self.classify_logits(x) if logits is None else logits, dim=1).T   # 10×B
+        return (log_q.exp() * (bound + log_q)).sum(0)
+
+    @property
+    def alpha(self) -> float:
+        if self.config.alpha is not None:
+            return self.config.alpha
+        return 0.1 * 50_000 / self.config.n_labels
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        known = batch.y >= 0
+        zero = batch.x.new_zeros(())
+        lab, unl = known.nonzero().flatten(), (~known).nonzero().flatten()
+        bound_l = self.labeled_bound(batch.x[lab], batch.y[lab], batch.target[lab]).mean() if len(lab) else zero
+        ce = F.cross_entropy(self.classify_logits(batch.x[lab]), batch.y[lab]) if len(lab) else zero
+        bound_u = self.unlabeled_bound(batch.x[unl], batch.target[unl]).mean() if len(unl) else zero
+        loss = bound_u + bound_l + self.alpha * ce
+        return loss, {"loss": loss.detach(), "labeled_bound": bound_l.detach(), "unlabeled_bound": bound_u.detach(),
+                      "classification": ce.detach()}
+
+    def phases(self) -> list[Phase]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [Phase("m2", adam(params, lr=self.config.lr), self.loss)]
+
+    # ------------------------------------------------------------ evaluation
+    def validation_metrics(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """'loss' is the classification error, so the best epoch is the best validation error."""
+        logits = self.classify_logits(batch.x)
+        error = (logits.argmax(1) != batch.y).float().mean()
+        return {"loss": error, "error": error, "labeled_bound": self.labeled_bound(batch.x, batch.y, batch.target).mean()}
+
+    @torch.no_grad()
+    def test_metrics(self, batch: Batch, iw_samples: int) -> dict:
+        errors, bounds = [], []
+        for i in range(0, len(batch), 1000):
+            x, y, t = batch.x[i:i + 1000], batch.y[i:i + 1000], batch.target[i:i + 1000]
+            errors.append((self.classify_logits(x).argmax(1) != y).float())
+            bounds.append(self.labeled_bound(x, y, t))
+        error = torch.cat(errors).mean().item()
+        return {"error": error, "accuracy": 1 - error, "n_labels": self.config.n_labels,
+                "labeled_elbo": -torch.cat(bounds).mean().item(),
+                "note": "classification error of argmax q(y|x) at the best validation epoch; "
+                        "labeled ELBO = −L(x, y) with one z sample" + (" (over M1's z1)" if self.m1 else "")}
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | int | None = None, *, std: float = 1.0) -> torch.Tensor:
+        """Images for labels y (default 0..9 in turn) from z ~ N(0, std²·I); through M1's decoder for M1+M2."""
+        if y is None:
+            y = torch.arange(n) % N_CLASSES
+        elif isinstance(y, int):
+            y = torch.full((n,), y)
+        y = y.to(self.device)
+        z = torch.randn(n, self.config.dim_z, device=self.device) * std
+        out = self.decode(z, y).mean
+        return out if self.m1 is None else self.m1.decode(out).mean
+
+
+def _frozen_m1(run_dir: str):
+    """The M1 VAE of a finished `vae` run, weights loaded, frozen."""
+    from genae.models.registry import load
+
+    m1 = load(run_dir, "cpu")
+    if m1.name != "vae":
+        raise ValueError(f"--m1-run {run_dir}: holds a {m1.name!r} run; M1 is a `vae` run")
+    for p in m1.parameters():
+        p.requires_grad_(False)
+    return m1

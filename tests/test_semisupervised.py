@@ -1,0 +1,161 @@
+"""Kingma et al.'s M2 and M1+M2: the unlabeled bound, the labeled subsets, training and selection."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors import safe_open
+from torch.distributions import Independent
+
+from fakes import write_npz
+from genae.data import load_mnist
+from genae.data.subsets import UNLABELED, balanced_subset, hide_labels
+from genae.data.mnist import Split
+from genae.evaluate import evaluate_run
+from genae.models.base import Batch
+from genae.models.registry import load
+from genae.models.semisupervised import M2, M2Config
+from genae.models.vae import VAEConfig
+from genae.nets import build_networks
+from genae.runs import train_run
+
+
+def test_balanced_subsets_are_balanced_seeded_and_from_the_training_split():
+    y = torch.arange(50_000) % 10
+    idx = balanced_subset(y, 100, seed=0)
+    assert len(idx) == len(set(idx.tolist())) == 100
+    assert torch.bincount(y[idx], minlength=10).tolist() == [10] * 10
+    assert idx.min() >= 0 and idx.max() < 50_000  # indices into the training split: never validation or test
+    assert torch.equal(idx, balanced_subset(y, 100, seed=0))
+    assert not torch.equal(idx, balanced_subset(y, 100, seed=1))
+    for bad in (5, 105):
+        with pytest.raises(ValueError, match=f"--n-labels {bad}"):
+            balanced_subset(y, bad, seed=0)
+
+
+def test_hide_labels_keeps_only_the_subset():
+    split = Split(torch.zeros(6, 1, 28, 28), torch.tensor([3, 1, 4, 1, 5, 9]))
+    hidden = hide_labels(split, torch.tensor([1, 4]))
+    assert hidden.y.tolist() == [UNLABELED, 1, UNLABELED, UNLABELED, 5, UNLABELED]
+    assert split.y.tolist() == [3, 1, 4, 1, 5, 9]  # the original is untouched
+
+
+def test_forward_each_condition_equals_one_forward_per_condition():
+    enc, _ = build_networks("mlp", dim_z=3, n_hidden=8, cond_dim=10)
+    x, labels = torch.rand(4, 1, 28, 28), torch.eye(10)
+    each = enc.forward_each(x, labels)
+    assert each.shape == (10, 4, 6)
+    for k in range(10):
+        torch.testing.assert_close(each[k], enc(x, labels[k].expand(4, 10)), rtol=1e-5, atol=1e-5)
+
+
+def tiny_m2(**kw):
+    torch.manual_seed(0)
+    return M2(M2Config(dim_z=3, n_hidden=16, **kw))
+
+
+def test_unlabeled_bound_is_the_explicit_sum_over_labels(monkeypatch):
+    """U(x) = Σ_y q(y|x)·L(x,y) − H(q(y|x)), with z fixed at the mean so both sides are exact."""
+    monkeypatch.setattr(Independent, "rsample", lambda self, shape=torch.Size(): self.mean)
+    model = tiny_m2()
+    x = (torch.rand(5, 1, 28, 28) > 0.5).float()
+    q = torch.softmax(model.classify_logits(x), 1)
+    bounds = torch.stack([model.labeled_bound(x, torch.full((5,), k), x) for k in range(10)], 1)
+    explicit = (q * bounds).sum(1) + (q * q.log()).sum(1)
+    torch.testing.assert_close(model.unlabeled_bound(x, x), explicit, rtol=1e-5, atol=1e-4)
+
+
+def test_labeled_bound_includes_the_label_prior():
+    model = tiny_m2()
+    x = (torch.rand(3, 1, 28, 28) > 0.5).float()
+    torch.manual_seed(1)
+    with_prior = model.labeled_bound(x, torch.tensor([0, 1, 2]), x)
+    torch.manual_seed(1)
+    q = model.encode(x, torch.tensor([0, 1, 2]))
+    z = q.rsample()
+    plain = -model.decode(z, torch.tensor([0, 1, 2])).log_prob(x) + torch.distributions.kl_divergence(
+        q, torch.distributions.Independent(torch.distributions.Normal(torch.zeros(3, 3), 1.0), 1))
+    torch.testing.assert_close(with_prior - plain, torch.full((3,), math.log(10)), rtol=0, atol=1e-3)
+
+
+def test_alpha_defaults_to_the_papers_value_per_labeled_image():
+    assert tiny_m2(n_labels=100).alpha == pytest.approx(0.1 * 50_000 / 100)
+    assert tiny_m2(n_labels=100, alpha=2.0).alpha == 2.0
+
+
+def test_loss_mixes_labeled_and_unlabeled_images_with_fixed_parts():
+    model = tiny_m2()
+    x = (torch.rand(6, 1, 28, 28) > 0.5).float()
+    loss, parts = model.loss(Batch(x, torch.tensor([-1, -1, -1, 2, 7, -1]), x))
+    assert set(parts) == {"loss", "labeled_bound", "unlabeled_bound", "classification"}
+    assert loss.item() == pytest.approx(parts["unlabeled_bound"].item() + parts["labeled_bound"].item()
+                                        + model.alpha * parts["classification"].item(), rel=1e-5)
+    loss_u, parts_u = model.loss(Batch(x, torch.full((6,), -1), x))  # no labeled image: same keys, zeros
+    assert set(parts_u) == set(parts) and parts_u["classification"].item() == 0
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mnist")
+    write_npz(folder / "mnist.npz")
+    return str(folder)
+
+
+def test_m2_trains_keeps_the_best_validation_epoch_and_reports_its_test_error(tmp_path, fake_data):
+    config = M2Config(dim_z=4, n_hidden=32, n_labels=20, labeled_batch=20, epochs=3, limit=300, lr=3e-3,
+                      data_dir=fake_data)
+    out, history = train_run("m2", config, tmp_path / "m2", device="cpu", quiet=True)
+    errors = [h["valid"]["error"] for h in history]
+    best = 1 + min(range(len(errors)), key=errors.__getitem__)
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert int(f.metadata()["epoch"]) == best
+    result = evaluate_run(out, device="cpu", limit=300)
+    model = load(out)
+    test = load_mnist(fake_data).test.head(300)
+    expected = (model.classify_logits(model.prepare(test.x, test.y).x).argmax(1) != test.y).float().mean().item()
+    assert result["error"] == pytest.approx(expected)
+    assert json.loads((out / "eval.json").read_text())["n_labels"] == 20
+
+
+def test_m1_plus_m2_trains_on_a_frozen_m1(tmp_path, fake_data):
+    m1_dir, _ = train_run("vae", VAEConfig(dim_z=5, n_hidden=32, epochs=1, limit=200, data_dir=fake_data),
+                          tmp_path / "m1", device="cpu", quiet=True)
+    config = M2Config(dim_z=3, n_hidden=16, n_labels=20, labeled_batch=10, epochs=1, limit=200,
+                      data_dir=fake_data, m1_run=str(m1_dir))
+    out, history = train_run("m2", config, tmp_path / "m1m2", device="cpu", quiet=True)
+    assert math.isfinite(history[-1]["train"]["m2"]["loss"])
+    model, m1 = load(out), load(m1_dir)
+    for (name, a), b in zip(model.m1.state_dict().items(), m1.state_dict().values()):
+        assert torch.equal(a, b), name  # M1 stayed frozen
+    assert model.sample(4).shape == (4, 1, 28, 28)  # through M1's decoder back to pixels
+    batch = model.prepare(torch.rand(2, 1, 28, 28), torch.tensor([0, 1]))
+    assert batch.x.shape == (2, 5)
+
+
+def test_m1_run_must_hold_a_vae(tmp_path, fake_data):
+    from genae.models.vae import VAEConfig as C
+
+    cvae_dir, _ = train_run("cvae", C(dim_z=2, n_hidden=8, epochs=1, limit=100, data_dir=fake_data),
+                            tmp_path / "cvae", device="cpu", quiet=True)
+    with pytest.raises(ValueError, match="holds a 'cvae' run"):
+        M2(M2Config(m1_run=str(cvae_dir)))
+
+
+def test_semisupervised_recipe_tables_every_model_over_seeds(tmp_path, fake_data):
+    from genae.experiments.semisupervised import SemiSupervisedOptions, semisupervised
+
+    opts = SemiSupervisedOptions(out=tmp_path, data_dir=fake_data, limit=300, n_labels=(20,), seeds=(0, 1),
+                                 epochs=1, m1_epochs=1, device="cpu", quiet=True)
+    result = semisupervised(opts)
+    assert {k.rsplit("-seed", 1)[0] for k in result.numbers} == {"m1-n20", "m2-n20", "m1+m2-n20"}
+    for key, row in result.numbers.items():
+        assert 0 <= row["error"] <= 1, key
+    report = result.report.read_text()
+    for name in ("M1", "M2", "M1+M2"):
+        mean = 100 * sum(result.numbers[f"{name.lower()}-n20-seed{s}"]["error"] for s in (0, 1)) / 2
+        assert f"| {name} | 20 | {mean:.2f} ± " in report
+    assert result.arrays["analogies"].shape == (8 * 11, 1, 28, 28)
+    assert (result.report.parent / "figures" / "m2_analogies.png").stat().st_size > 2000
+    with pytest.raises(ValueError, match="--n-labels 15"):
+        semisupervised(SemiSupervisedOptions(out=tmp_path, data_dir=fake_data, n_labels=(15,)))
