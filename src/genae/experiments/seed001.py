@@ -97,8 +97,8 @@ def beta(opts: BetaOptions) -> RecipeResult:
         rows.append([key, terms["rec"], terms["kl"], terms["elbo"], terms["loss"]])
         torch.manual_seed(opts.seed)
         z = encoded_means(model, x[:n], y[:n])
-        samples = model.sample(32, torch.arange(32, device=device) % 10 if model.conditional else None)
-        recon = model.reconstruct(x[:32], y[:32])
+        samples = model.sample(36, torch.arange(36, device=device) % 10 if model.conditional else None)
+        recon = model.reconstruct(x[:36], y[:36])
         arrays[key] = {"z": z, "samples": samples, "reconstructions": recon}
         sweep.append(SweepRow(key, z, y[:n], recon, samples))
     rep.table(["β", "test reconstruction (nats / image)", "test KL (nats)", "test ELBO (β = 1)", "test loss (rec + β·KL)"],

@@ -25,7 +25,7 @@ class SweepRow:
     samples: torch.Tensor          # M×1×28×28 in [0, 1]
 
 
-def save_sweep(path: Path, rows: list[SweepRow], title: str, ncol: int = 8) -> Path:
+def save_sweep(path: Path, rows: list[SweepRow], title: str, ncol: int = 6) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(len(rows), 3, figsize=(9.5, 3.1 * len(rows)), squeeze=False)
