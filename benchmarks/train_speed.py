@@ -9,7 +9,10 @@ hidden layer, built by the same builder) — the peers' yardstick — at batch 1
 training images (the Pyro tutorial's yardstick); the `cvae-<arch>` rows are the architectures of
 seeds 001/002 over the 50,000 training images; `m2` is Kingma et al.'s M2 (784-500-50, 100 labels,
 a labeled draw of 100 images joins each batch of 128, all ten labels summed for each unlabeled
-image) over the 50,000 training images (the Pyro ss_vae_M2 yardstick); `-bf16` rows use --precision bf16. The first epoch is a warm-up and not counted. `plain-loop` is the
+image) over the 50,000 training images (the Pyro ss_vae_M2 yardstick); `aae` is seed 003's
+adversarial autoencoder (2×1000 ReLU encoder, decoder and discriminator, z 2; three phases per
+batch: reconstruction, discriminator, generator) and `aae-semi` its semi-supervised form (z 10,
+100 labels, a labeled draw of 32 joins each batch, a fourth phase: classification); `-bf16` rows use --precision bf16. The first epoch is a warm-up and not counted. `plain-loop` is the
 textbook loop over a torch DataLoader for the same 784-400-20 VAE, for comparison; `bare-loop` the
 same model with in-memory batches, fused Adam and a hand-written loss (no engine): eager PyTorch's floor.
 """
@@ -44,6 +47,9 @@ ROWS = {  # row → (model, config options, images per epoch: 60k = the yardstic
     "cvae-conv": ("cvae", dict(arch="conv", dim_z=20), 50_000),
     "m2": ("m2", dict(n_labels=100), 50_000),
     "m2-bf16": ("m2", dict(n_labels=100, precision="bf16"), 50_000),
+    "aae": ("aae", dict(prior="gaussian"), 50_000),
+    "aae-bf16": ("aae", dict(prior="gaussian", precision="bf16"), 50_000),
+    "aae-semi": ("aae", dict(mode="semisupervised", n_labels=100, dim_z=10), 50_000),
     "sohn-baseline": ("sohn-baseline", dict(quadrants=1), 50_000),
     "sohn-cvae": ("sohn-cvae", dict(quadrants=1), 50_000),
     "sohn-cvae-bf16": ("sohn-cvae", dict(quadrants=1, precision="bf16"), 50_000),
@@ -63,6 +69,24 @@ def engine_epochs(name: str, kw: dict, data: MNIST, epochs: int) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         fit(model, data, Path(tmp), device=torch.device("cpu"), quiet=True)
         return [m["train_seconds"] for m in read_metrics(Path(tmp))[1:]]
+
+
+def step_flops(name: str, kw: dict, data: MNIST) -> float:
+    """Floating-point operations of one training step (every phase, forward and backward) on a
+    batch of 128, counted by torch's FlopCounterMode (matrix products and convolutions only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = build(name, config_for(name, **kw))
+    if hasattr(model, "prepare_data"):
+        data = model.prepare_data(data)
+    model.train()
+    batch = model.prepare(data.train.x[:128], data.train.y[:128])
+    with FlopCounterMode(display=False) as counter:
+        for phase in model.phases():
+            loss, _ = phase.loss(batch)
+            loss.backward()
+    return counter.get_total_flops()
 
 
 def config_for(name: str, **kw):
@@ -129,20 +153,22 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; batch 128, median of {args.epochs} epochs after a warm-up\n")
     print(f"| {'model':16s} | {'parameters':>10s} | {'images':>6s} | {'s / epoch (median)':>18s} | {'min':>5s} | "
-          f"{'max':>5s} | {'images / s':>10s} |")
-    print(f"|{'-' * 18}|{'-' * 12}|{'-' * 8}|{'-' * 20}|{'-' * 7}|{'-' * 7}|{'-' * 12}|")
+          f"{'max':>5s} | {'images / s':>10s} | {'GFLOP / epoch':>13s} | {'GFLOP/s':>7s} |")
+    print(f"|{'-' * 18}|{'-' * 12}|{'-' * 8}|{'-' * 20}|{'-' * 7}|{'-' * 7}|{'-' * 12}|{'-' * 15}|{'-' * 9}|")
     for row in args.models:
         if row in ("plain-loop", "bare-loop"):
             n = 60_000
             times = (plain_loop_epochs if row == "plain-loop" else bare_loop_epochs)(datasets[n], args.epochs)
             params = sum(p.numel() for p in build("vae", VAEConfig(n_hidden=400, n_layers=1)).parameters())
+            flops = step_flops("vae", dict(dim_z=20, n_hidden=400, n_layers=1), datasets[n]) * -(-n // 128)
         else:
             name, kw, n = ROWS[row]
             times = engine_epochs(name, kw, datasets[n], args.epochs)
             params = sum(p.numel() for p in build(name, config_for(name, **kw)).parameters() if p.requires_grad)
+            flops = step_flops(name, kw, datasets[n]) * -(-n // 128)
         med = statistics.median(times)
         print(f"| {row:16s} | {params:>10,d} | {n:>6,d} | {med:>18.2f} | {min(times):>5.2f} | {max(times):>5.2f} | "
-              f"{n / med:>10,.0f} |", flush=True)
+              f"{n / med:>10,.0f} | {flops / 1e9:>13,.0f} | {flops / 1e9 / med:>7,.0f} |", flush=True)
 
 
 if __name__ == "__main__":

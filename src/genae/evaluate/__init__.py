@@ -44,6 +44,8 @@ def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "t
     if hasattr(model, "test_metrics"):  # models with their own test quantities (Sohn's CLL, …)
         result = {"model": name, "split": split, "n_images": n, **model.test_metrics(batch, iw_samples),
                   "seconds": round(time.perf_counter() - start, 1)}
+        if getattr(model, "conditional", False) and hasattr(model, "sample") and judge != "off":
+            result.update(judge_scores(model, part.x[:n], judge, device, config.seed, judge_samples))
         (run_dir / EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
         return result
     progress = sys.stderr.isatty() if progress is None else progress
@@ -62,12 +64,12 @@ def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "t
         "seconds": round(time.perf_counter() - start, 1),
     }
     if conditional and judge != "off":
-        result.update(_judge_scores(model, part.x[:n], judge, device, config.seed, judge_samples))
+        result.update(judge_scores(model, part.x[:n], judge, device, config.seed, judge_samples))
     (run_dir / EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _judge_scores(model, real: torch.Tensor, mode: str, device: str, seed: int, per_label: int) -> dict:
+def judge_scores(model, real: torch.Tensor, mode: str, device: str, seed: int, per_label: int) -> dict:
     from genae.evaluate.judge import judge_dir, judge_generated, load_judge
 
     if mode == "auto" and not (judge_dir() / "judge.json").is_file():

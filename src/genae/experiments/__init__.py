@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from genae.experiments import seed000, seed001, seed002, semisupervised, sohn
+from genae.experiments import seed000, seed001, seed002, seed003, semisupervised, sohn
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,11 @@ RECIPES: dict[str, Recipe] = {
     "semisupervised": Recipe(semisupervised.SemiSupervisedOptions, semisupervised.semisupervised,
                              "M1 (+SVM), M2, M1+M2 test error with 100…3000 labels, mean ± sd over seeds",
                              "Kingma et al. 2014"),
+    "aae": Recipe(seed003.AAEOptions, seed003.aae,
+                  "AAE with a Gaussian or 10-Gaussian prior, labels in the regulariser, supervised style: codes, "
+                  "manifolds, Parzen, judge accuracy", "seed 003"),
+    "aae-semisupervised": Recipe(seed003.AAESemiOptions, seed003.aae_semisupervised,
+                                 "semi-supervised AAE: test error with 100 / 1000 / all labels", "seed 003"),
     "quadrants": Recipe(sohn.QuadrantOptions, sohn.quadrants,
                         "complete digits from 1, 2, 3 quadrants: NN baseline vs Sohn's CVAE, CLL table", "seed 004"),
 }

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from genae.models.aae import AAE, AAEConfig
 from genae.models.judge import Judge, JudgeConfig
 from genae.models.semisupervised import M2, M2Config
 from genae.models.sohn import SohnBaseline, SohnConfig, SohnCVAE, SohnCVAEConfig
@@ -33,6 +34,8 @@ MODELS: dict[str, ModelSpec] = {
                            "Sohn et al.'s CVAE: p(z|x), q(z|x,y), p(y|x,z) for digit completion"),
     "m2": ModelSpec(M2Config, M2, "Kingma et al.'s semi-supervised M2 (or M1+M2 with --m1-run): q(y|x), "
                                   "q(z|x,y), p(x|y,z) trained on a few labels and many unlabeled images"),
+    "aae": ModelSpec(AAEConfig, AAE, "adversarial autoencoder (Makhzani et al.): a discriminator matches the codes "
+                                     "to a Gaussian or 10-Gaussian prior; --mode supervised | semisupervised"),
     "judge": ModelSpec(JudgeConfig, Judge, "the reference judge: a CNN digit classifier that scores generated images"),
 }
 

@@ -33,13 +33,18 @@ IMAGE_SIZE = 28 * 28
 ARCHITECTURES = ("mlp", "fc3", "cnn2", "cnn3", "conv")
 
 
-def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    """Linear layers of the given sizes with `activation` between them (none after the last)."""
+def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU, dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers of the given sizes with `activation` (then dropout, if > 0) between them
+    (none after the last)."""
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout {dropout}: a drop probability must be in [0, 1)")
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
             layers.append(activation())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -102,11 +107,14 @@ class Decoder(nn.Module):
 
 
 def build_networks(arch: str, *, dim_z: int, n_hidden: int = 500, n_layers: int = 2, cond_dim: int = 0,
-                   enc_out: int | None = None) -> tuple[Encoder, Decoder]:
+                   enc_out: int | None = None, encoder_cond: bool = True,
+                   dropout: float = 0.0) -> tuple[Encoder, Decoder]:
     """Encoder (x[,c] → enc_out, default 2·dim_z) and decoder (z[,c] → 1×28×28) of one architecture.
 
     n_hidden applies to mlp and fc3, n_layers to mlp only (fc3 has two hidden layers by definition);
-    the CNNs' sizes are fixed (see genae.nets.conv).
+    the CNNs' sizes are fixed (see genae.nets.conv). encoder_cond=False: only the decoder sees the
+    condition (the supervised AAE: the code must hold the style alone). dropout: after every hidden
+    layer of the fully connected architectures.
     """
     from genae.nets.conv import CONV_ARCHS
 
@@ -118,11 +126,14 @@ def build_networks(arch: str, *, dim_z: int, n_hidden: int = 500, n_layers: int 
         raise ValueError(f"--arch fc3 has three layers (two hidden) by definition; got --n-layers {n_layers} "
                          "(use --arch mlp for other depths)")
     enc_out = 2 * dim_z if enc_out is None else enc_out
+    enc_cond = cond_dim if encoder_cond else 0
     if arch in CONV_ARCHS:
-        return CONV_ARCHS[arch].build(dim_z=dim_z, cond_dim=cond_dim, enc_out=enc_out)
+        if dropout:
+            raise ValueError(f"dropout is for the fully connected architectures, not --arch {arch}")
+        return CONV_ARCHS[arch].build(dim_z=dim_z, cond_dim=cond_dim, enc_cond_dim=enc_cond, enc_out=enc_out)
     hidden = [n_hidden] * n_layers
-    encoder = Encoder(mlp([IMAGE_SIZE + cond_dim, *hidden, enc_out]), cond_dim)
-    decoder = Decoder(mlp([dim_z + cond_dim, *hidden, IMAGE_SIZE]), cond_dim)
+    encoder = Encoder(mlp([IMAGE_SIZE + enc_cond, *hidden, enc_out], dropout=dropout), enc_cond)
+    decoder = Decoder(mlp([dim_z + cond_dim, *hidden, IMAGE_SIZE], dropout=dropout), cond_dim)
     return encoder, decoder
 
 

@@ -51,9 +51,10 @@ class ConvArch:
                 layers.append(nn.ReLU())
         return nn.Sequential(*layers)
 
-    def build(self, *, dim_z: int, cond_dim: int, enc_out: int) -> tuple[Encoder, Decoder]:
+    def build(self, *, dim_z: int, cond_dim: int, enc_out: int, enc_cond_dim: int | None = None) -> tuple[Encoder, Decoder]:
         features, n_features = self.features()
-        encoder = Encoder(nn.Linear(n_features + cond_dim, enc_out), cond_dim, features=features)
+        enc_cond_dim = cond_dim if enc_cond_dim is None else enc_cond_dim
+        encoder = Encoder(nn.Linear(n_features + enc_cond_dim, enc_out), enc_cond_dim, features=features)
         c, h, w = self.grid
         decoder = Decoder(nn.Linear(dim_z + cond_dim, c * h * w), cond_dim, upsample=self.upsample())
         return encoder, decoder

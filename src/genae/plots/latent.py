@@ -27,15 +27,8 @@ def encoded_means(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) ->
                       for i in range(0, len(x), batch)])
 
 
-def save_scatter(path: Path, z: torch.Tensor, labels: torch.Tensor, title: str, *,
-                 box: float | None = None, axis_names: tuple[str, str] = ("z₁", "z₂")) -> Path:
-    """2-D points coloured by digit, with a legend; `box` outlines [-box, box]² (the manifold's range)."""
-    z, labels = z.detach().cpu().numpy(), labels.cpu().numpy()
-    if z.shape[1] != 2:
-        raise ValueError(f"a scatter needs 2-D points, got {z.shape[1]}-D (use t-SNE for more)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+def _scatter(ax, z: np.ndarray, labels: np.ndarray, title: str, *, box: float | None,
+             axis_names: tuple[str, str], legend_title: str, lim: float | None = None) -> None:
     cmap = plt.get_cmap("tab10")
     for digit in range(10):
         pick = labels == digit
@@ -44,14 +37,49 @@ def save_scatter(path: Path, z: torch.Tensor, labels: torch.Tensor, title: str, 
         ax.add_patch(plt.Rectangle((-box, -box), 2 * box, 2 * box, fill=False, ls="--", lw=0.8, color="k"))
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
-    ax.legend(title="label", markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    ax.legend(title=legend_title, markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     ax.set_title(textwrap.fill(title, 60), fontsize=10)
-    lim = np.percentile(np.abs(z), 99.5) * 1.1
+    if lim is None:
+        lim = np.percentile(np.abs(z), 99.5) * 1.1
     if box is not None:
         lim = max(lim, box * 1.05)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
+
+
+def _points(z: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    z, labels = z.detach().cpu().numpy(), labels.cpu().numpy()
+    if z.shape[1] != 2:
+        raise ValueError(f"a scatter needs 2-D points, got {z.shape[1]}-D (use t-SNE for more)")
+    return z, labels
+
+
+def save_scatter(path: Path, z: torch.Tensor, labels: torch.Tensor, title: str, *,
+                 box: float | None = None, axis_names: tuple[str, str] = ("z₁", "z₂")) -> Path:
+    """2-D points coloured by digit, with a legend; `box` outlines [-box, box]² (the manifold's range)."""
+    z, labels = _points(z, labels)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    _scatter(ax, z, labels, title, box=box, axis_names=axis_names, legend_title="label")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_scatters(path: Path, panels: list[tuple[str, torch.Tensor, torch.Tensor, str]], title: str) -> Path:
+    """Several 2-D scatters side by side on the same scale (e.g. encoder codes | prior samples);
+    each panel is (title, points N×2, colour index 0..9, legend title)."""
+    arrays = [(name, *_points(z, c), legend) for name, z, c, legend in panels]
+    lim = max(np.percentile(np.abs(z), 99.5) for _, z, _, _ in arrays) * 1.1
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(arrays), figsize=(5.2 * len(arrays), 4.6), squeeze=False)
+    for ax, (name, z, c, legend) in zip(axes[0], arrays):
+        _scatter(ax, z, c, name, box=None, axis_names=("z₁", "z₂"), legend_title=legend, lim=lim)
+    fig.suptitle(textwrap.fill(title, int(9 * 5.2 * len(arrays) / 2)), fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

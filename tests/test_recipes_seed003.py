@@ -1,0 +1,54 @@
+"""Seed 003's recipes (adversarial autoencoders) on a small slice of MNIST-shaped data: every run,
+figure and number is there, and the report shows the paper's values beside ours."""
+
+import json
+
+import pytest
+
+from fakes import write_npz
+from genae.experiments.seed003 import AAEOptions, AAESemiOptions, aae, aae_semisupervised
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    data = tmp_path_factory.mktemp("mnist")
+    write_npz(data / "mnist.npz")
+    return dict(out=tmp_path_factory.mktemp("recipes"), data_dir=str(data), limit=300, device="cpu", quiet=True)
+
+
+def saved_figures(result) -> list[str]:
+    saved = json.loads((result.report.parent / "results.json").read_text())
+    for figure in saved["figures"]:
+        assert (result.report.parent / figure).stat().st_size > 2000, figure
+        assert figure in result.report.read_text()
+    return saved["figures"]
+
+
+def test_aae_recipe_trains_every_setting_and_draws_codes_manifolds_and_styles(root):
+    result = aae(AAEOptions(**root, epochs=1, guided_labels=100, parzen_samples=200, n_images=200))
+    assert list(result.numbers) == ["Gaussian prior", "mixture prior", "mixture + 100 labels",
+                                    "mixture + all labels", "supervised, z 2", "supervised, z 10"]
+    for key in ("Gaussian prior", "mixture prior"):   # Parzen for the unconditional samplers only
+        numbers = result.numbers[key]
+        per_sigma = numbers["valid_ll_per_sigma"]   # σ chosen on validation: the best of its grid
+        assert numbers["n_samples"] == 200
+        assert numbers["parzen_sigma"] == pytest.approx(float(max(per_sigma, key=per_sigma.get)), rel=1e-3)
+    assert "parzen_ll" not in result.numbers["supervised, z 2"]
+    assert result.arrays["mixture prior"]["manifold"].shape == (100, 1, 28, 28)        # 10 components × 10
+    assert result.arrays["Gaussian prior"]["manifold"].shape == (225, 1, 28, 28)       # 15 × 15 grid
+    assert result.arrays["supervised, z 10"]["style_grid"].shape == (100, 1, 28, 28)
+    figures = saved_figures(result)
+    assert "figures/supervised-style.png" in figures
+    assert sum(f.startswith("figures/codes-") for f in figures) == 4
+    assert "340 ± 2" in result.report.read_text()
+
+
+def test_aae_semisupervised_recipe_reports_error_per_label_count_beside_the_paper(root):
+    result = aae_semisupervised(AAESemiOptions(**root, n_labels=(20, 0), epochs=1, dim_z=4))
+    assert set(result.numbers) == {"20 labels, seed 0", "all labels, seed 0"}
+    for numbers in result.numbers.values():
+        assert 0 <= numbers["error"] <= 1 and numbers["accuracy"] == pytest.approx(1 - numbers["error"])
+    assert result.numbers["all labels, seed 0"]["n_labels"] == "all"
+    assert saved_figures(result) == ["figures/samples.png"]
+    report = result.report.read_text()
+    assert "0.85 ± 0.02" in report and "| 20 |" in report
