@@ -20,10 +20,12 @@ from typing import Literal, Optional
 
 import torch
 
+from genae.data import load_mnist
+from genae.data.mnist import MNIST
 from genae.runs import is_finished, train_run
 from genae.train.checkpoint import CHECKPOINT_FILE
 from genae.train.config import TrainConfig, config_to_dict
-from genae.train.engine import read_metrics
+from genae.train.engine import read_metrics, resolve_device
 
 
 @dataclass
@@ -47,6 +49,14 @@ class RecipeResult:
     report: Path
     numbers: dict
     arrays: dict  # the tensors behind the figures, for tests and notebooks
+
+
+def recipe_start(opts: RecipeOptions, recipe: str, title: str) -> tuple[str, "Report", MNIST]:
+    """What a recipe needs first: the resolved device, its report in OUT/<recipe>/, and MNIST (the
+    first --limit images of each split when given)."""
+    data = load_mnist(opts.data_dir)
+    return (str(resolve_device(opts.device)), Report(recipe, title, Path(opts.out) / recipe),
+            data.head(opts.limit) if opts.limit else data)
 
 
 def run_dir_for(root: Path, name: str, config: TrainConfig, tag: str = "") -> Path:

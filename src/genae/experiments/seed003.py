@@ -18,9 +18,8 @@ from pathlib import Path
 
 import torch
 
-from genae.data import load_mnist
 from genae.evaluate.parzen import parzen_score
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, trained
+from genae.experiments.common import RecipeOptions, RecipeResult, recipe_start, trained
 from genae.models.aae import AAEConfig
 from genae.models.base import N_CLASSES
 from genae.models.priors import GaussianMixturePrior
@@ -28,7 +27,7 @@ from genae.models.registry import load
 from genae.plots.grids import save_grid, save_panels
 from genae.plots.latent import encoded_means, save_scatters
 from genae.plots.manifold import manifold_images
-from genae.train.engine import VALIDATION_SEED, resolve_device
+from genae.train.engine import VALIDATION_SEED
 
 PAPER_PARZEN = "340 ± 2"
 PAPER_ERRORS = {100: "1.90 ± 0.10", 1000: "1.60 ± 0.08", 0: "0.85 ± 0.02"}   # Makhzani et al. Table 2
@@ -98,12 +97,8 @@ def component_rows(model, n: int = 10) -> torch.Tensor:
 
 def aae(opts: AAEOptions) -> RecipeResult:
     """Sections 1–3 of seed 003: unsupervised, label-guided and supervised AAEs."""
-    device = str(resolve_device(opts.device))
-    rep = Report("aae", "Adversarial autoencoders: priors, labels in the regulariser, supervised style (seed 003)",
-                 Path(opts.out) / "aae")
-    data = load_mnist(opts.data_dir)
-    if opts.limit:
-        data = data.head(opts.limit)
+    device, rep, data = recipe_start(
+        opts, "aae", "Adversarial autoencoders: priors, labels in the regulariser, supervised style (seed 003)")
     test, valid = data.test, data.valid
     n = min(opts.n_images, len(test))
     settings = {"Gaussian prior": dict(prior="gaussian"), "mixture prior": dict(prior="gmm"),
@@ -176,12 +171,8 @@ def aae(opts: AAEOptions) -> RecipeResult:
 
 def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
     """Section 4 of seed 003: test error of the semi-supervised AAE per number of labels."""
-    device = str(resolve_device(opts.device))
-    rep = Report("aae-semisupervised", "Semi-supervised adversarial autoencoder: test error (seed 003)",
-                 Path(opts.out) / "aae-semisupervised")
-    data = load_mnist(opts.data_dir)
-    if opts.limit:
-        data = data.head(opts.limit)
+    device, rep, data = recipe_start(opts, "aae-semisupervised",
+                                     "Semi-supervised adversarial autoencoder: test error (seed 003)")
     runs, rows, arrays, grids = {}, [], {}, {}
     for n_labels in opts.n_labels:
         errors = []

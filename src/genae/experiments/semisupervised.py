@@ -19,16 +19,15 @@ from typing import Literal
 
 import torch
 
-from genae.data import load_mnist
 from genae.data.subsets import balanced_subset
 from genae.evaluate import evaluate_run
 from genae.evaluate.classification import encoder_features, svm_error
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, trained
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, recipe_start, trained
 from genae.models.registry import load
 from genae.models.semisupervised import M2Config
 from genae.models.vae import VAEConfig
 from genae.plots.grids import save_grid
-from genae.train.engine import read_metrics, resolve_device
+from genae.train.engine import read_metrics
 
 PAPER = {  # Kingma et al. 2014, Table 1: test error (%) on MNIST
     "m1": {100: "11.82 ± 0.25", 600: "5.72 ± 0.05", 1000: "4.24 ± 0.07", 3000: "3.49 ± 0.04"},
@@ -72,12 +71,7 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
     for n in opts.n_labels:
         if n < 10 or n % 10:
             raise ValueError(f"--n-labels {n}: a balanced subset needs a positive multiple of 10")
-    device = str(resolve_device(opts.device))
-    rep = Report("semisupervised", "Semi-supervised MNIST: M1, M2, M1+M2 (Kingma et al. 2014)",
-                 Path(opts.out) / "semisupervised")
-    data = load_mnist(opts.data_dir)
-    if opts.limit:
-        data = data.head(opts.limit)
+    device, rep, data = recipe_start(opts, "semisupervised", "Semi-supervised MNIST: M1, M2, M1+M2 (Kingma et al. 2014)")
     runs: dict[str, Path] = {}
     errors: dict[tuple[str, int], list[float]] = {}
     m1_run = None
