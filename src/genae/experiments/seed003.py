@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from genae.evaluate import evaluate_run
 from genae.evaluate.parzen import parzen_score
 from genae.experiments.common import RecipeOptions, RecipeResult, recipe_start, trained
 from genae.models.aae import AAEConfig
@@ -27,7 +28,6 @@ from genae.models.registry import load
 from genae.plots.grids import save_grid, save_panels
 from genae.plots.latent import encoded_means, save_scatters
 from genae.plots.manifold import manifold_images
-from genae.train.engine import VALIDATION_SEED
 
 PAPER_PARZEN = "340 ± 2"
 PAPER_ERRORS = {100: "1.90 ± 0.10", 1000: "1.60 ± 0.08", 0: "0.85 ± 0.02"}   # Makhzani et al. Table 2
@@ -67,17 +67,6 @@ def _config(opts, **changes) -> AAEConfig:
     return AAEConfig(epochs=opts.epochs, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit, **changes)
 
 
-def _test_metrics(model, test, device: str) -> dict:
-    generator = torch.Generator(device=device).manual_seed(VALIDATION_SEED)
-    return model.test_metrics(model.prepare(test.x.to(device), test.y.to(device), generator), 0)
-
-
-def _judge(model, test, device: str, seed: int) -> dict:
-    from genae.evaluate import judge_scores
-
-    return judge_scores(model, test.x, "auto", device, seed, 1000)
-
-
 def style_grid(model, dim_z: int, seed: int) -> torch.Tensor:
     """Rows = labels 0..9, columns = ten codes z ~ N(0, I): the same code down each column."""
     torch.manual_seed(seed)
@@ -112,9 +101,7 @@ def aae(opts: AAEOptions) -> RecipeResult:
         tag = key.replace(",", "").replace(" + ", "-").replace(" ", "-")
         runs[key] = trained(opts.out, "aae", config, tag=tag, device=device, quiet=opts.quiet)
         model = load(runs[key], device)
-        numbers = _test_metrics(model, test, device)
-        if model.conditional:
-            numbers.update(_judge(model, test, device, opts.seed))
+        numbers = evaluate_run(runs[key], device=device, limit=opts.limit)   # + judge scores when cached
         if config.mode == "unsupervised" and not config.label_prior and opts.parzen_samples:
             torch.manual_seed(opts.seed)
             samples = model.sample(opts.parzen_samples)
@@ -183,7 +170,7 @@ def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
             runs[key] = trained(opts.out, "aae", config, tag=f"semi-{n_labels or 'all'}", device=device,
                                 quiet=opts.quiet)
             model = load(runs[key], device)
-            numbers = _test_metrics(model, data.test, device)
+            numbers = evaluate_run(runs[key], device=device, limit=opts.limit)
             rep.numbers[key] = numbers
             errors.append(100 * numbers["error"])
             if seed == opts.seeds[0]:

@@ -147,8 +147,7 @@ class AAE(Model):
         self.discriminator = mlp([config.dim_z + (N_CLASSES + 1 if config.label_prior else 0), *hidden, 1])
         self.y_discriminator = mlp([N_CLASSES, *hidden, 1]) if self.semi else None
         self.prior = make_prior(config.prior, config.dim_z, radius=config.gmm_radius,
-                                radial_std=config.gmm_radial_std, tangential_std=config.gmm_tangential_std) \
-            if config.prior == "gmm" else make_prior("gaussian", config.dim_z)
+                                radial_std=config.gmm_radial_std, tangential_std=config.gmm_tangential_std)
         self.labeled: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -214,10 +213,14 @@ class AAE(Model):
         return self.prior.sample(labels)
 
     # ------------------------------------------------------------ the phases
-    def _condition(self, batch: Batch, logits: torch.Tensor | None) -> torch.Tensor | None:
+    def _condition(self, batch: Batch, logits: torch.Tensor | None, *, hard: bool = False) -> torch.Tensor | None:
+        """The decoder's label input: the true one-hot (supervised), q(y|x) — or, with hard=True
+        (evaluation), its argmax as one-hot — (semisupervised), none (unsupervised)."""
         if self.config.mode == "supervised":
             return one_hot(batch.y)
-        return logits.softmax(1) if self.semi else None
+        if not self.semi:
+            return None
+        return one_hot(logits.argmax(1)) if hard else logits.softmax(1)
 
     def _rec_sse(self, z: torch.Tensor, condition: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
         """Per image: squared error summed over pixels, both in [-1, 1]."""
@@ -287,8 +290,7 @@ class AAE(Model):
         """'loss': the classification error (semisupervised) or the reconstruction error; also how
         well D tells the codes (means) from prior draws."""
         q, logits = self.posterior(batch.x)
-        condition = one_hot(logits.argmax(1)) if self.semi else self._condition(batch, logits)
-        rec = self._rec_sse(q.mean, condition, batch.target).mean()
+        rec = self._rec_sse(q.mean, self._condition(batch, logits, hard=True), batch.target).mean()
         d_real, d_fake = self._discriminate(self._prior_codes(batch.y), batch.y), self._discriminate(q.mean, batch.y)
         out = {"rec_sse": rec, "d_accuracy": ((d_real > 0).float().mean() + (d_fake < 0).float().mean()) / 2}
         if self.semi:
@@ -302,8 +304,7 @@ class AAE(Model):
         for i in range(0, len(batch), 1000):
             part = Batch(batch.x[i:i + 1000], batch.y[i:i + 1000], batch.target[i:i + 1000])
             q, logits = self.posterior(part.x)
-            condition = one_hot(logits.argmax(1)) if self.semi else self._condition(part, logits)
-            sse.append(self._rec_sse(q.mean, condition, part.target))
+            sse.append(self._rec_sse(q.mean, self._condition(part, logits, hard=True), part.target))
             if self.semi:
                 errors.append((logits.argmax(1) != part.y).float())
         result = {"rec_sse": torch.cat(sse).mean().item(),

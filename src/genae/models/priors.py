@@ -92,6 +92,7 @@ class GaussianMixturePrior:
 
 
 def make_prior(kind: str, dim: int, **mixture):
+    """'gaussian' (the mixture's options are ignored) or 'gmm' (radius, radial_std, tangential_std)."""
     if kind == "gaussian":
         return GaussianPrior(dim)
     if kind == "gmm":
