@@ -90,8 +90,10 @@ class Report:
     started: float = field(default_factory=time.perf_counter)
     numbers: dict = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)   # tables and text, shown first
+    tables: list[dict] = field(default_factory=list)    # the same tables as data, for the HTML report
     figures: list[Path] = field(default_factory=list)
     figure_sections: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
 
     @property
     def figure_dir(self) -> Path:
@@ -99,14 +101,16 @@ class Report:
 
     def table(self, header: list[str], rows: list[list], caption: str = "") -> None:
         lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
-        lines += [f"| {' | '.join(_cell(v) for v in row)} |" for row in rows]
+        lines += [f"| {' | '.join(format_cell(v) for v in row)} |" for row in rows]
         self.sections.append((caption + "\n\n" if caption else "") + "\n".join(lines))
+        self.tables.append({"caption": caption, "header": list(header), "rows": [list(row) for row in rows]})
 
     def text(self, paragraph: str) -> None:
         self.sections.append(paragraph)
 
     def figure(self, path: Path, caption: str) -> Path:
         self.figures.append(path)
+        self.captions.append(caption)
         self.figure_sections.append(f"![{caption}]({Path(path).relative_to(self.folder)})\n\n*{caption}*")
         return path
 
@@ -119,6 +123,8 @@ class Report:
         result = {"recipe": self.recipe, "command": command, "wall_seconds": round(wall, 1),
                   "runs": {k: str(v) for k, v in runs.items()}, "training": trainings, "numbers": self.numbers,
                   "figures": [str(Path(f).relative_to(self.folder)) for f in self.figures],
+                  "figure_captions": self.captions,
+                  "tables": json.loads(json.dumps(self.tables, default=str)),
                   "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"}
         (self.folder / "results.json").write_text(json.dumps(result, indent=2) + "\n")
         head = [f"# {self.title}", "", f"Command: `{command}` — wall time {wall:.0f} s (training included only for models "
@@ -136,7 +142,8 @@ def _training_summary(run: Path) -> dict:
     return {"epochs": len(history), "train_seconds": round(sum(h["train_seconds"] for h in history), 1)}
 
 
-def _cell(value) -> str:
+def format_cell(value) -> str:
+    """How a number is shown in every report table (markdown and HTML alike)."""
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
     return str(value)

@@ -1,0 +1,45 @@
+"""The README's gallery: a few figures of a reproduction, shrunk to small PNGs.
+
+    genae reproduce --quick --gallery docs/gallery     # (re)make docs/gallery/*.png from runs/quick
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from genae.experiments.html_report import results_path
+from genae.experiments.reproduce import read_state
+
+# recipe → a piece of the figure's file name (the first figure that contains it), in gallery order
+GALLERY = {
+    "manifold": "manifold",
+    "analogy-image": "",
+    "denoising": "",
+    "aae": "codes",
+    "quadrants": "quadrants",
+    "beta": "",
+}
+WIDTH = 480
+
+
+def write_gallery(out: Path, dest: Path, width: int = WIDTH) -> Path:
+    """Copy each GALLERY figure found under `out` into `dest` as <recipe>.png, at most `width` px wide."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    steps = read_state(out).get("steps", {})
+    for recipe, piece in GALLERY.items():
+        path = results_path(out, recipe, steps.get(recipe, {}))
+        if not path.is_file():
+            continue
+        figures = [f for f in json.loads(path.read_text())["figures"] if piece in Path(f).name]
+        if not figures:
+            continue
+        with Image.open(path.parent / figures[0]) as image:
+            image = image.convert("RGB")
+            if image.width > width:
+                image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+            image.save(dest / f"{recipe}.png", optimize=True)
+    return dest
