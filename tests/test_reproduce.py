@@ -188,3 +188,15 @@ def test_gallery_holds_small_pngs_of_the_chosen_figures(reproduced, tmp_path, mo
     assert [p.name for p in folder.glob("*.png")] == ["reproduce.png"]   # aae did not run; no such figure
     with Image.open(folder / "reproduce.png") as image:
         assert image.width == 200
+
+
+def test_the_report_finds_relative_run_paths_from_another_directory(reproduced, tmp_path, monkeypatch):
+    _, _, data = reproduced
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    reproduce(Path("rel"), "quick", only=["semisupervised"], data_dir=data, **SMALL)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    report = reproduce(tmp_path / "rel", "quick", only=["semisupervised"], report_only=True, **SMALL)
+    page = parse(report)
+    assert page.images and any(cls == "eval-table" and body_rows(rows) for cls, rows in page.tables)
+    assert "class='missing'" not in report.read_text()

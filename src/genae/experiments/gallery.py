@@ -15,23 +15,23 @@ from genae.experiments.reproduce import read_state
 
 # recipe → a piece of the figure's file name (the first figure that contains it), in gallery order
 GALLERY = {
-    "manifold": "manifold",
+    "manifold": "manifold_cvae_label2",
     "analogy-image": "",
-    "denoising": "",
-    "aae": "codes",
-    "quadrants": "quadrants",
+    "denoising": "rate0.3",
     "beta": "",
+    "aae": "codes-mixture-all-labels",
+    "quadrants": "quadrants_1",
 }
-WIDTH = 480
+WIDTH = 400
 
 
 def write_gallery(out: Path, dest: Path, width: int = WIDTH) -> Path:
     """Copy each GALLERY figure found under `out` into `dest` as <recipe>.png, at most `width` px wide."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    steps = read_state(out).get("steps", {})
+    state = read_state(out)
     for recipe, piece in GALLERY.items():
-        path = results_path(out, recipe, steps.get(recipe, {}))
+        path = results_path(state, recipe)
         if not path.is_file():
             continue
         figures = [f for f in json.loads(path.read_text())["figures"] if piece in Path(f).name]
@@ -41,5 +41,5 @@ def write_gallery(out: Path, dest: Path, width: int = WIDTH) -> Path:
             image = image.convert("RGB")
             if image.width > width:
                 image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
-            image.save(dest / f"{recipe}.png", optimize=True)
+            image.quantize(colors=256).save(dest / f"{recipe}.png", optimize=True)   # a palette: small files
     return dest

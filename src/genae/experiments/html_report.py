@@ -94,7 +94,7 @@ def write_report(out: Path, state: dict, recipes: list[str]) -> Path:
         if not names:
             continue
         parts.append(f"<h2>{html.escape(title)}</h2><p><em>Source: {html.escape(where)}.</em></p>")
-        parts += [_recipe_section(name, steps.get(name, {}), out) for name in names]
+        parts += [_recipe_section(name, state) for name in names]
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>genae reproduction report</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
     path = out / REPORT_DIR / "index.html"
@@ -105,14 +105,22 @@ def write_report(out: Path, state: dict, recipes: list[str]) -> Path:
     return path
 
 
-def results_path(out: Path, recipe: str, step: dict) -> Path:
-    options_out = step.get("options", {}).get("out")
-    return Path(options_out) / recipe / "results.json" if options_out else Path(out) / recipe / "results.json"
+def locate(state: dict, path) -> Path:
+    """A path a recipe recorded, found from any working directory: relative paths are relative to the
+    directory reproduce ran in."""
+    path = Path(path)
+    return path if path.is_absolute() else Path(state.get("cwd", ".")) / path
 
 
-def _recipe_section(name: str, step: dict, out: Path) -> str:
+def results_path(state: dict, recipe: str) -> Path:
+    options_out = state.get("steps", {}).get(recipe, {}).get("options", {}).get("out", ".")
+    return locate(state, options_out) / recipe / "results.json"
+
+
+def _recipe_section(name: str, state: dict) -> str:
     recipe = RECIPES[name]
-    path = results_path(out, name, step)
+    step = state.get("steps", {}).get(name, {})
+    path = results_path(state, name)
     head = f"<h3 id='{name}'>{html.escape(name)}</h3><p>{html.escape(recipe.summary)}.</p>"
     if not path.is_file():
         return head + f"<p class='missing'>Not run yet: <code>{html.escape(str(path))}</code> is missing.</p>"
@@ -124,7 +132,7 @@ def _recipe_section(name: str, step: dict, out: Path) -> str:
                    + _limit_note(step.get("options", {})) + ".</p>"]
     for table in results.get("tables", []):
         lines.append(_table(table["header"], table["rows"], table.get("caption", ""), "recipe-table"))
-    lines.append(_runs_table(results))
+    lines.append(_runs_table(results, state))
     figures = "".join(_figure(folder / f, c) for f, c in zip(results["figures"], results.get("figure_captions",
                                                                                           results["figures"])))
     lines.append(f"<div class='side'><div class='source'><strong>The source showed</strong><br>"
@@ -137,25 +145,25 @@ def _limit_note(options: dict) -> str:
     return f"; only the first {limit} images of each split (train, validation, test)" if limit else ""
 
 
-def eval_rows(results: dict) -> list[list]:
-    """Rows (run, directory, metric, value) of every number in the eval.json of each run a recipe used."""
+def eval_rows(results: dict, state: dict) -> list[list]:
+    """Rows (run, eval.json, metric, value) of every number in the eval.json of each run a recipe used."""
     rows = []
     for name, run_dir in results.get("runs", {}).items():
         path = Path(run_dir) / "eval.json"
-        if not path.is_file():
+        if not locate(state, path).is_file():
             continue
-        for key, value in json.loads(path.read_text()).items():
+        for key, value in json.loads(locate(state, path).read_text()).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 rows.append([name, str(path), key, value])
     return rows
 
 
-def _runs_table(results: dict) -> str:
+def _runs_table(results: dict, state: dict) -> str:
     training = results.get("training", {})
     rows = [[name, run_dir, training.get(name, {}).get("epochs", "—"), training.get(name, {}).get("train_seconds", "—")]
             for name, run_dir in results.get("runs", {}).items()]
     parts = [_table(["run", "directory", "epochs", "training seconds"], rows, "Model runs", "runs-table")] if rows else []
-    evals = eval_rows(results)
+    evals = eval_rows(results, state)
     if evals:
         parts.append(_table(["run", "eval.json", "metric", "value"], evals,
                             "Every number in the runs' eval.json files", "eval-table"))

@@ -128,6 +128,8 @@ def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = No
     if state.get("mode", mode) != mode:
         raise ValueError(f"{out} holds a --{state['mode']} reproduction; use another --out for --{mode}")
     state["mode"] = mode
+    if not report_only:
+        state["cwd"] = str(Path.cwd())   # the paths recipes record are relative to it
     steps = [s for s in PLAN if not only or s.recipe in only]
     if not report_only:
         _maybe_train_judge(judge, mode, data_dir, device, quiet)
