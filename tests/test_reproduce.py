@@ -17,7 +17,7 @@ from fakes import write_npz
 from genae.experiments import RECIPES
 from genae.experiments.common import format_cell
 from genae.experiments import gallery
-from genae.experiments.reproduce import PLAN, equivalent_command, read_state, reproduce, step_options
+from genae.experiments.reproduce import PLAN, StepsFailed, equivalent_command, read_state, reproduce, step_options
 
 ONLY = ["reproduce", "semisupervised"]   # one recipe without eval.json files, one with
 SMALL = dict(limit=300, device="cpu", quiet=True)
@@ -200,3 +200,22 @@ def test_the_report_finds_relative_run_paths_from_another_directory(reproduced, 
     page = parse(report)
     assert page.images and any(cls == "eval-table" and body_rows(rows) for cls, rows in page.tables)
     assert "class='missing'" not in report.read_text()
+
+
+def test_a_failing_recipe_is_reported_and_the_others_still_run(reproduced, monkeypatch):
+    out, _, data = reproduced
+    real = RECIPES["reproduce"]
+
+    def broken(options):
+        raise ValueError("boom in the recipe")
+
+    monkeypatch.setitem(RECIPES, "reproduce", dataclasses.replace(real, run=broken))
+    with pytest.raises(StepsFailed, match="reproduce failed"):
+        reproduce(out, "quick", only=["reproduce", "semisupervised"], data_dir=data, force=True, **SMALL)
+    steps = read_state(out)["steps"]
+    assert steps["reproduce"]["status"] == "failed: ValueError: boom in the recipe"
+    assert steps["semisupervised"]["status"] == "done"   # ran after the failure
+    assert "It failed: ValueError: boom in the recipe." in (out / "report" / "index.html").read_text()
+    monkeypatch.setitem(RECIPES, "reproduce", real)
+    reproduce(out, "quick", only=["reproduce"], data_dir=data, **SMALL)   # a failed step is not done: it reruns
+    assert read_state(out)["steps"]["reproduce"]["status"] == "done"

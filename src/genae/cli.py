@@ -285,15 +285,19 @@ class Reproduce:
 
     def __call__(self) -> None:
         from genae.experiments.gallery import write_gallery
-        from genae.experiments.reproduce import reproduce
+        from genae.experiments.reproduce import StepsFailed, reproduce
 
         if self.quick and self.full:
             raise ValueError("--quick and --full: choose one")
         mode = "full" if self.full else "quick"
         out = self.out or Path("runs") / mode
-        report = reproduce(out, mode, only=list(self.only) or None, force=self.force, judge=self.judge,
-                           seed=self.seed, data_dir=self.data_dir, limit=self.limit, device=self.device,
-                           quiet=self.quiet, report_only=self.report_only)
+        try:
+            report = reproduce(out, mode, only=list(self.only) or None, force=self.force, judge=self.judge,
+                               seed=self.seed, data_dir=self.data_dir, limit=self.limit, device=self.device,
+                               quiet=self.quiet, report_only=self.report_only)
+        except StepsFailed as err:
+            print(f"genae: error: {err}", file=sys.stderr)
+            sys.exit(1)
         print(f"report: {report}")
         if self.gallery:
             print(f"gallery: {write_gallery(out, self.gallery)}")

@@ -123,7 +123,9 @@ def _recipe_section(name: str, state: dict) -> str:
     path = results_path(state, name)
     head = f"<h3 id='{name}'>{html.escape(name)}</h3><p>{html.escape(recipe.summary)}.</p>"
     if not path.is_file():
-        return head + f"<p class='missing'>Not run yet: <code>{html.escape(str(path))}</code> is missing.</p>"
+        status = step.get("status", "not run")
+        why = f"It {status}." if status.startswith("failed") else "Not run yet."
+        return head + f"<p class='missing'>{html.escape(why)} <code>{html.escape(str(path))}</code> is missing.</p>"
     results = json.loads(path.read_text())
     folder = path.parent
     lines = [head, f"<p>Command: <code>{html.escape(step.get('command', results['command']))}</code>; wall time "

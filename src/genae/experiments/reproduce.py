@@ -27,6 +27,10 @@ Mode = Literal["quick", "full"]
 STATE_FILE = "reproduce.json"
 
 
+class StepsFailed(RuntimeError):
+    """Some steps raised an error; the others ran and the report was written."""
+
+
 @dataclass(frozen=True)
 class Step:
     recipe: str
@@ -147,10 +151,19 @@ def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = No
             state["steps"][step.recipe] = {"options": _jsonable(options), "command": command, "status": "running"}
             _write_state(out, state)
             start = time.perf_counter()
-            RECIPES[step.recipe].run(options)
+            try:
+                RECIPES[step.recipe].run(options)
+            except Exception as err:   # one failed recipe must not cost the others (a full run takes days)
+                state["steps"][step.recipe].update(status=f"failed: {type(err).__name__}: {err}")
+                _write_state(out, state)
+                _say(quiet, f"[{i}/{len(steps)}] {step.recipe} failed: {err}")
+                continue
             state["steps"][step.recipe].update(status="done", wall_seconds=round(time.perf_counter() - start, 1))
             _write_state(out, state)
     report = write_report(out, state, [s.recipe for s in steps])
+    failed = [s.recipe for s in steps if state["steps"].get(s.recipe, {}).get("status", "").startswith("failed")]
+    if failed:
+        raise StepsFailed(f"{', '.join(failed)} failed (see {out / STATE_FILE}); the report {report} shows the rest")
     return report
 
 
