@@ -78,6 +78,8 @@ def test_plot_reconstruction(cvae_run):
     (["eval", "{missing}"], "not a run directory"),
     (["train", "vae", "--data-dir", "{missing}", "--quiet"], "does not exist"),
     (["train", "vae", "--device", "cuda", "--quiet"], "no CUDA"),
+    (["reproduce", "--quick", "--full", "--out", "{missing}"], "--quick and --full: choose one"),
+    (["reproduce", "--only", "betta", "--out", "{missing}"], "--only betta: no such recipe"),
 ])
 def test_errors_name_the_bad_input(cvae_run, tmp_path, args, message):
     if message == "no CUDA" and torch.cuda.is_available():
