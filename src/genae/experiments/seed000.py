@@ -19,15 +19,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from genae.data import load_mnist
 from genae.data.transforms import salt_and_pepper
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, trained
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, recipe_start, trained
 from genae.models.registry import load
 from genae.models.vae import VAEConfig
 from genae.plots.grids import save_grid, save_panels
 from genae.plots.latent import encoded_means, save_scatter
 from genae.plots.manifold import latent_grid, manifold_images
-from genae.train.engine import evaluate, resolve_device
+from genae.train.engine import evaluate
 
 LABELS = list(range(10))
 BCE_CLAMP = 1e-3  # predictions and noisy inputs are clamped to [ε, 1−ε] so a hard 0/1 pixel has finite BCE
@@ -71,29 +70,19 @@ def model_config(opts: Seed000Options, noise: float = 0.0) -> VAEConfig:
                      noise=noise, snapshots=(1, opts.epochs))
 
 
-def _pair(opts: Seed000Options, names=("cvae", "vae"), noise: float = 0.0) -> dict[str, Path]:
+def _pair(opts: Seed000Options, device: str, names=("cvae", "vae"), noise: float = 0.0) -> dict[str, Path]:
     tag = f"z{opts.dim_z}" + (f"-noise{noise:g}" if noise else "")
-    device = str(resolve_device(opts.device))
     return {name: trained(opts.out, name, model_config(opts, noise), tag=tag, device=device, quiet=opts.quiet)
             for name in names}
-
-
-def _test_set(opts: Seed000Options):
-    data = load_mnist(opts.data_dir)
-    return data.head(opts.limit).test if opts.limit else data.test
-
-
-def _report(opts: Seed000Options, recipe: str, title: str) -> Report:
-    return Report(recipe, title, Path(opts.out) / recipe)
 
 
 # ---------------------------------------------------------------------------------------- recipes
 def reproduce(opts: Seed000Options) -> RecipeResult:
     """Test inputs beside CVAE and VAE reconstructions after epoch 1 and the last epoch."""
-    rep = _report(opts, "reproduce", f"Reproduce: CVAE vs VAE reconstructions, dim_z = {opts.dim_z} (seed 000)")
-    runs = _pair(opts)
-    device = str(resolve_device(opts.device))
-    test = _test_set(opts)
+    device, rep, data = recipe_start(opts, "reproduce",
+                                     f"Reproduce: CVAE vs VAE reconstructions, dim_z = {opts.dim_z} (seed 000)")
+    runs = _pair(opts, device)
+    test = data.test
     n = opts.n_img_x * opts.n_img_y
     x, y = test.x[:n].to(device), test.y[:n].to(device)
     rows, arrays = [], {}
@@ -130,14 +119,14 @@ def _restore(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> torc
 
 def denoising(opts: DenoisingOptions) -> RecipeResult:
     """Train with salt-and-pepper inputs and clean targets; score restored test images per rate."""
-    device = str(resolve_device(opts.device))
-    test = _test_set(opts)
-    rep = _report(opts, "denoising", f"Denoising: salt-and-pepper in, clean digit out, dim_z = {opts.dim_z} (seed 000)")
+    device, rep, data = recipe_start(opts, "denoising",
+                                     f"Denoising: salt-and-pepper in, clean digit out, dim_z = {opts.dim_z} (seed 000)")
+    test = data.test
     x, y = test.x.to(device), test.y.to(device)
     n = opts.n_img_x * opts.n_img_y
     rows, runs, arrays = [], {}, {}
     for rate in opts.rates:
-        pair = _pair(opts, noise=rate)
+        pair = _pair(opts, device, noise=rate)
         runs.update({f"{name} (noise {rate:g})": run for name, run in pair.items()})
         noisy = salt_and_pepper(x, rate, torch.Generator(device=device).manual_seed(opts.seed))
         scores = {"noisy input": denoising_scores(x, noisy)}
@@ -165,9 +154,9 @@ def manifold(opts: Seed000Options) -> RecipeResult:
     """Decoded z-grid over [-r, r]² for each label (CVAE) and once for the VAE; encoded test sets."""
     if opts.dim_z != 2:  # before any training
         raise ValueError(f"--dim-z {opts.dim_z}: the learned manifold and the latent scatter need --dim-z 2")
-    rep = _report(opts, "manifold", "Learned MNIST manifold with a 2-D z (seed 000's PMLR, Kingma et al. Fig. 1a)")
-    runs = _pair(opts)
-    device = str(resolve_device(opts.device))
+    device, rep, data = recipe_start(opts, "manifold",
+                                     "Learned MNIST manifold with a 2-D z (seed 000's PMLR, Kingma et al. Fig. 1a)")
+    runs = _pair(opts, device)
     z = latent_grid(opts.n_img_x, opts.n_img_y, opts.z_range)
     cols = [f"{v:.1f}" for v in z[:opts.n_img_x, 0].tolist()]
     rows = [f"{v:.1f}" for v in z[::opts.n_img_x, 1].tolist()]
@@ -184,7 +173,7 @@ def manifold(opts: Seed000Options) -> RecipeResult:
     rep.figure(save_grid(rep.figure_dir / "manifold_vae.png", arrays["vae"], opts.n_img_x,
                          "VAE (no label): learned manifold; columns z₁, rows z₂", col_labels=cols,
                          row_labels=rows, scale=opts.resize_factor), "VAE manifold: style and digit mixed")
-    test = _test_set(opts)
+    test = data.test
     n = min(opts.n_samples, len(test))
     x, y = test.x[:n].to(device), test.y[:n].to(device)
     inside = {}
@@ -203,9 +192,9 @@ def manifold(opts: Seed000Options) -> RecipeResult:
 
 def analogy_random(opts: Seed000Options) -> RecipeResult:
     """Rows of random z (uniform in [-r, r]^d), columns the ten labels: one style, every digit."""
-    rep = _report(opts, "analogy-random", "Analogical reasoning with random z (seed 000's PARR, Kingma et al. Fig. 1b)")
-    runs = _pair(opts, names=("cvae",))
-    device = str(resolve_device(opts.device))
+    device, rep, _ = recipe_start(opts, "analogy-random",
+                                  "Analogical reasoning with random z (seed 000's PARR, Kingma et al. Fig. 1b)")
+    runs = _pair(opts, device, names=("cvae",))
     model = load(runs["cvae"], device)
     g = torch.Generator().manual_seed(opts.seed)
     z = ((torch.rand(opts.n_img_y, opts.dim_z, generator=g) * 2 - 1) * opts.z_range).to(device)
@@ -226,11 +215,11 @@ def analogy_random(opts: Seed000Options) -> RecipeResult:
 
 def analogy_image(opts: Seed000Options) -> RecipeResult:
     """Encode test images with their labels, decode each one's z with every label."""
-    rep = _report(opts, "analogy-image", "Analogical reasoning with a given image (seed 000's README; its code was missing)")
-    runs = _pair(opts, names=("cvae",))
-    device = str(resolve_device(opts.device))
+    device, rep, data = recipe_start(opts, "analogy-image",
+                                     "Analogical reasoning with a given image (seed 000's README; its code was missing)")
+    runs = _pair(opts, device, names=("cvae",))
     model = load(runs["cvae"], device)
-    test = _test_set(opts)
+    test = data.test
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(opts.seed))[:opts.n_img_y]
     x, y = test.x[pick].to(device), test.y[pick].to(device)
     with torch.no_grad():

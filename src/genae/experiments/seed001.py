@@ -22,13 +22,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from genae.data import load_mnist  # noqa: E402
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, run_dir_for, trained  # noqa: E402
+from genae.experiments.common import RecipeOptions, RecipeResult, recipe_start, run_dir_for, trained  # noqa: E402
 from genae.models.registry import load  # noqa: E402
 from genae.models.vae import VAEConfig  # noqa: E402
 from genae.plots.latent import encoded_means  # noqa: E402
 from genae.plots.sweep import SweepRow, save_sweep  # noqa: E402
-from genae.train.engine import TrainingDiverged, evaluate, read_metrics, resolve_device  # noqa: E402
+from genae.train.engine import TrainingDiverged, evaluate, read_metrics  # noqa: E402
 
 DIVERGED_FILE = "diverged.txt"
 
@@ -78,11 +77,9 @@ def beta(opts: BetaOptions) -> RecipeResult:
         raise ValueError(f"--dim-z {opts.dim_z}: the β figure draws the latent space itself, so it needs 2")
     if any(b < 0 for b in opts.betas):
         raise ValueError(f"--betas {opts.betas}: β must be >= 0")
-    device = str(resolve_device(opts.device))
-    rep = Report("beta", f"β-VAE: the weight of the KL term ({opts.model.upper()}, dim_z = 2, seed 001)",
-                 Path(opts.out) / "beta")
-    data = load_mnist(opts.data_dir)
-    test = data.head(opts.limit).test if opts.limit else data.test
+    device, rep, data = recipe_start(opts, "beta",
+                                     f"β-VAE: the weight of the KL term ({opts.model.upper()}, dim_z = 2, seed 001)")
+    test = data.test
     n = min(opts.n_images, len(test))
     x, y = test.x.to(device), test.y.to(device)
     runs, rows, sweep, arrays = {}, [], [], {}
@@ -130,11 +127,9 @@ def _train_or_diverge(opts: SigmaOptions, config: VAEConfig, tag: str, device: s
 
 def sigma(opts: SigmaOptions) -> RecipeResult:
     """Both σ parametrisations at each learning rate and seed: divergences and final ELBO."""
-    device = str(resolve_device(opts.device))
-    rep = Report("sigma", "The encoder's σ: exp(½·logvar) vs softplus(ρ) at high learning rates (seed 001)",
-                 Path(opts.out) / "sigma")
-    data = load_mnist(opts.data_dir)
-    test = data.head(opts.limit).test if opts.limit else data.test
+    device, rep, data = recipe_start(opts, "sigma",
+                                     "The encoder's σ: exp(½·logvar) vs softplus(ρ) at high learning rates (seed 001)")
+    test = data.test
     runs, rows, curves = {}, [], {}
     for lr in opts.lrs:
         for sig in ("exp", "softplus"):

@@ -19,15 +19,14 @@ from typing import Literal, Optional
 
 import torch
 
-from genae.data import load_mnist
 from genae.evaluate import EVAL_FILE, evaluate_run
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, trained
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, recipe_start, trained
 from genae.models.registry import load
 from genae.models.vae import VAEConfig
 from genae.nets import count_parameters
 from genae.plots.grids import save_panels
 from genae.plots.latent import encoded_means, save_latent
-from genae.train.engine import VALIDATION_SEED, read_metrics, resolve_device
+from genae.train.engine import VALIDATION_SEED, read_metrics
 
 
 @dataclass
@@ -83,9 +82,8 @@ def architectures(opts: ArchitectureOptions) -> RecipeResult:
     """Train every arch × model, evaluate each, draw samples and t-SNE figures, write the table."""
     if opts.tsne_arch not in opts.archs:
         raise ValueError(f"--tsne-arch {opts.tsne_arch}: not among --archs {', '.join(opts.archs)}")
-    device = str(resolve_device(opts.device))
-    rep = Report("architectures", f"Architectures: VAE and CVAE, dim_z = {opts.dim_z}, {opts.epochs} epochs "
-                                  "(seed 002)", Path(opts.out) / "architectures")
+    device, rep, data = recipe_start(opts, "architectures",
+                                     f"Architectures: VAE and CVAE, dim_z = {opts.dim_z}, {opts.epochs} epochs (seed 002)")
     runs: dict[str, Path] = {}
     rows = []
     for arch in opts.archs:
@@ -111,7 +109,7 @@ def architectures(opts: ArchitectureOptions) -> RecipeResult:
               f"accuracy) classifies as y, {opts.judge_samples} per label; the Fréchet distance is between the "
               "judge's features of generated and real test images — an MNIST-judge distance, not Inception FID.")
     arrays = _sample_figures(rep, runs, opts, device)
-    arrays.update(_tsne_figures(rep, runs, opts, device))
+    arrays.update(_tsne_figures(rep, runs, opts, device, data.test))
     return RecipeResult(rep.write(runs), rep.numbers, arrays)
 
 
@@ -137,10 +135,8 @@ def _sample_figures(rep: Report, runs: dict[str, Path], opts: ArchitectureOption
 
 
 @torch.no_grad()
-def _tsne_figures(rep: Report, runs: dict[str, Path], opts: ArchitectureOptions, device: str) -> dict:
+def _tsne_figures(rep: Report, runs: dict[str, Path], opts: ArchitectureOptions, device: str, test) -> dict:
     """t-SNE of the test set's encoder means for the VAE and the CVAE of one architecture."""
-    data = load_mnist(opts.data_dir)
-    test = data.head(opts.limit).test if opts.limit else data.test
     n = min(opts.tsne_images, len(test))
     arrays = {}
     for name in opts.models:

@@ -17,13 +17,12 @@ from typing import Literal
 
 import torch
 
-from genae.data import load_mnist
 from genae.evaluate import evaluate_run
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, trained
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, recipe_start, trained
 from genae.models.registry import load
 from genae.models.sohn import GIVEN, SohnConfig, SohnCVAEConfig
 from genae.plots.grids import save_grid
-from genae.train.engine import VALIDATION_SEED, resolve_device
+from genae.train.engine import VALIDATION_SEED
 
 TUTORIAL = {"NN baseline": {1: 100.4, 2: 61.9, 3: 25.4}, "CVAE": {1: 71.8, 2: 51.0, 3: 24.2}}
 NOT_GIVEN_SHADE = 0.2  # how the figure paints the pixels the input does not give
@@ -60,14 +59,12 @@ class QuadrantOptions(RecipeOptions):
 
 
 def quadrants(opts: QuadrantOptions) -> RecipeResult:
-    device = str(resolve_device(opts.device))
-    rep = Report("quadrants", "Completing MNIST digits from quadrants: NN baseline vs Sohn et al.'s CVAE (seed 004)",
-                 Path(opts.out) / "quadrants")
+    device, rep, data = recipe_start(opts, "quadrants",
+                                     "Completing MNIST digits from quadrants: NN baseline vs Sohn et al.'s CVAE (seed 004)")
     common = dict(n_hidden=opts.n_hidden, n_layers=2, lr=opts.lr, epochs=opts.epochs, patience=opts.patience,
                   batch_size=opts.batch_size, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit)
     runs, arrays = {}, {}
-    test = load_mnist(opts.data_dir)
-    test = (test.head(opts.limit) if opts.limit else test).test
+    test = data.test
     for q in opts.quadrants:
         nn_run = trained(opts.out, "sohn-baseline", SohnConfig(quadrants=q, **common), tag=f"q{q}",
                          device=device, quiet=opts.quiet)
