@@ -35,7 +35,17 @@ PAPER_ERRORS = {100: "1.90 ± 0.10", 1000: "1.60 ± 0.08", 0: "0.85 ± 0.02"}   
 
 
 @dataclass
-class AAEOptions(RecipeOptions):
+class AAETrainingOptions(RecipeOptions):
+    """Training options of every AAE run of a recipe."""
+
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """Learning rate over training: the seed's constant 2e-4, or a half-cosine decay to 0."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16: matrix products in bfloat16 under autocast (about 2× faster on CPU); weights stay float32."""
+
+
+@dataclass
+class AAEOptions(AAETrainingOptions):
     out: Path = Path("runs/seed003")
     """Root folder: aae/ (figures, results.json, report.md) and models/ (the runs)."""
     epochs: int = 20
@@ -51,7 +61,7 @@ class AAEOptions(RecipeOptions):
 
 
 @dataclass
-class AAESemiOptions(RecipeOptions):
+class AAESemiOptions(AAETrainingOptions):
     out: Path = Path("runs/seed003")
     """Root folder: aae-semisupervised/ and models/."""
     n_labels: tuple[int, ...] = (100, 1000, 0)
@@ -62,14 +72,11 @@ class AAESemiOptions(RecipeOptions):
     """Style code dimensions."""
     epochs: int = 100
     """Training epochs per run (the seed's 100)."""
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    """Learning rate over training: the seed's constant 2e-4, or a half-cosine decay to 0."""
-    precision: Literal["fp32", "bf16"] = "fp32"
-    """bf16: matrix products in bfloat16 under autocast (about 2× faster on CPU); weights stay float32."""
 
 
 def _config(opts, **changes) -> AAEConfig:
-    return AAEConfig(epochs=opts.epochs, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit, **changes)
+    return AAEConfig(epochs=opts.epochs, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit,
+                     lr_schedule=opts.lr_schedule, precision=opts.precision, **changes)
 
 
 def style_grid(model, dim_z: int, seed: int) -> torch.Tensor:
@@ -169,8 +176,8 @@ def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
     for n_labels in opts.n_labels:
         errors = []
         for seed in opts.seeds:
-            config = replace(_config(opts, mode="semisupervised", dim_z=opts.dim_z, n_labels=n_labels or None,
-                                     lr_schedule=opts.lr_schedule, precision=opts.precision), seed=seed)
+            config = replace(_config(opts, mode="semisupervised", dim_z=opts.dim_z, n_labels=n_labels or None),
+                             seed=seed)
             key = f"{n_labels or 'all'} labels, seed {seed}"
             runs[key] = trained(opts.out, "aae", config, tag=f"semi-{n_labels or 'all'}", device=device,
                                 quiet=opts.quiet)
