@@ -32,12 +32,14 @@ def _scatter(ax, z: np.ndarray, labels: np.ndarray, title: str, *, box: float | 
     cmap = plt.get_cmap("tab10")
     for digit in range(10):
         pick = labels == digit
-        ax.scatter(z[pick, 0], z[pick, 1], s=3, color=cmap(digit), label=str(digit), alpha=0.7, linewidths=0)
+        if pick.any():
+            ax.scatter(z[pick, 0], z[pick, 1], s=3, color=cmap(digit), label=str(digit), alpha=0.7, linewidths=0)
     if box is not None:
         ax.add_patch(plt.Rectangle((-box, -box), 2 * box, 2 * box, fill=False, ls="--", lw=0.8, color="k"))
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
-    ax.legend(title=legend_title, markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    if legend_title:   # an empty title: one colour that means nothing, so no legend
+        ax.legend(title=legend_title, markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     ax.set_title(textwrap.fill(title, 60), fontsize=10)
     if lim is None:
         lim = np.percentile(np.abs(z), 99.5) * 1.1
