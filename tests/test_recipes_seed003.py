@@ -52,3 +52,13 @@ def test_aae_semisupervised_recipe_reports_error_per_label_count_beside_the_pape
     assert saved_figures(result) == ["figures/samples.png"]
     report = result.report.read_text()
     assert "0.85 ± 0.02" in report and "| 20 |" in report
+
+
+def test_recipe_training_options_reach_every_aae_config():
+    from genae.experiments.seed003 import _config
+
+    for options in (AAEOptions(input_noise=0.3, dropout=0.2, precision="bf16"),
+                    AAESemiOptions(input_noise=0.3, dropout=0.2, precision="bf16")):
+        config = _config(options, mode="semisupervised")
+        assert (config.input_noise, config.dropout, config.precision) == (0.3, 0.2, "bf16")
+    assert _config(AAESemiOptions()).input_noise == 0.0   # the seed's default: no noise, same run hashes
