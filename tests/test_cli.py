@@ -127,7 +127,8 @@ def torchrun(nproc, *args, **kw):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *map(str, args)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, **kw)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (f"torchrun exited {result.returncode}\nstdout:\n{result.stdout[-2000:]}"
+                                    f"\nstderr:\n{result.stderr[-4000:]}")
     return result
 
 
