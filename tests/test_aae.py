@@ -423,3 +423,27 @@ def test_semisupervised_aae_trains_one_epoch_through_the_engine(tmp_path):
     valid = lines[0]["valid"]
     assert valid["loss"] == valid["error"] and 0 <= valid["error"] <= 1
     assert all(math.isfinite(v) for part in train.values() for v in part.values())
+
+
+def test_label_prior_batches_get_a_labeled_draw_too():
+    model = tiny_aae(prior="gmm", label_prior=True, n_labels=20, labeled_batch=8)
+    data = model.prepare_data(synthetic_mnist(256))
+    model.train()
+    batch = model.prepare(data.train.x[:16], data.train.y[:16])
+    assert len(batch) == 16 + 8 and (batch.y[16:] >= 0).all()
+    all_labels = tiny_aae(prior="gmm", label_prior=True)  # every label known: nothing to add
+    all_labels.prepare_data(synthetic_mnist(64))
+    all_labels.train()
+    assert len(all_labels.prepare(data.train.x[:16], data.train.y[:16])) == 16
+
+
+def test_component_match_counts_codes_in_their_own_digits_component(monkeypatch):
+    model = tiny_aae(prior="gmm", label_prior=True).eval()
+    y = torch.arange(40) % 10
+    wrong = torch.where(torch.arange(40) < 30, y, (y + 3) % 10)  # the last 10 codes sit in another component
+    codes = model.prior.means()[wrong] + 0.05 * torch.randn(40, 2)
+    monkeypatch.setattr(model, "posterior", lambda x: (Independent(Normal(codes[:len(x)], 1.0), 1), None))
+    x = torch.zeros(40, 1, 28, 28)
+    result = model.test_metrics(Batch(x, y, x), iw_samples=1)
+    assert result["component_match"] == pytest.approx(0.75)
+    assert "component_match" not in tiny_aae(prior="gmm").eval().test_metrics(Batch(x[:4], y[:4], x[:4]), 1)

@@ -152,10 +152,42 @@ def test_semisupervised_recipe_tables_every_model_over_seeds(tmp_path, fake_data
     for key, row in result.numbers.items():
         assert 0 <= row["error"] <= 1, key
     report = result.report.read_text()
-    for name in ("M1", "M2", "M1+M2"):
-        mean = 100 * sum(result.numbers[f"{name.lower()}-n20-seed{s}"]["error"] for s in (0, 1)) / 2
+    for name, key, field in (("M1 + SVM", "m1", "error"), ("M1 + label spreading", "m1", "error_label_spreading"),
+                             ("M2", "m2", "error"), ("M1+M2", "m1+m2", "error")):
+        mean = 100 * sum(result.numbers[f"{key}-n20-seed{s}"][field] for s in (0, 1)) / 2
         assert f"| {name} | 20 | {mean:.2f} ± " in report
     assert result.arrays["analogies"].shape == (8 * 11, 1, 28, 28)
     assert (result.report.parent / "figures" / "m2_analogies.png").stat().st_size > 2000
     with pytest.raises(ValueError, match="--n-labels 15"):
         semisupervised(SemiSupervisedOptions(out=tmp_path, data_dir=fake_data, n_labels=(15,)))
+
+
+def test_recipe_schedule_and_precision_reach_m2_and_m1_m2_configs():
+    from genae.experiments.semisupervised import SemiSupervisedOptions, m1_config, m2_config
+
+    opts = SemiSupervisedOptions(lr_schedule="cosine", precision="bf16")
+    for m1_run in (None, "runs/m1"):
+        config = m2_config(opts, 100, 0, m1_run)
+        assert (config.lr_schedule, config.precision) == ("cosine", "bf16")
+    assert (m1_config(opts).lr_schedule, m1_config(opts).precision) == ("constant", "fp32")  # M1 shared by all
+    assert m2_config(SemiSupervisedOptions(), 100, 0).precision == "fp32"
+
+
+def test_m1_classifiers_on_two_clusters_and_label_spreading_uses_the_unlabeled_points():
+    import numpy as np
+    from genae.evaluate.classification import label_spreading_error, svm_error
+
+    rng = np.random.default_rng(0)
+    # two classes on two long, thin parallel bars: the labeled points sit at the bars' ends, so the
+    # labeled images alone mislead about the far ends, but every bar is one chain of neighbours
+    t = rng.uniform(0, 10, 120)
+    features = np.stack([t, np.repeat([0.0, 5.0], 60) + 0.02 * rng.standard_normal(120)], 1)
+    truth = np.repeat([0, 1], 60)
+    labels = np.full(120, -1)
+    first, second = np.argmin(np.where(truth == 0, t, 99)), np.argmax(np.where(truth == 1, t, -1))
+    labels[[first, second]] = truth[[first, second]]
+    spread = label_spreading_error(features, labels, features, truth)
+    alone = svm_error(features[[first, second]], truth[[first, second]], features, truth)
+    assert spread < 0.02 and alone > 0.3          # only the transductive classifier follows the bars
+    with pytest.raises(ValueError, match="at least one labeled"):
+        label_spreading_error(features, np.full(120, -1), features, truth)

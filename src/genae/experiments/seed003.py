@@ -15,13 +15,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import torch
 
 from genae.evaluate import evaluate_run
 from genae.evaluate.parzen import parzen_score
-from genae.experiments.common import RecipeOptions, RecipeResult, recipe_start, trained
+from genae.experiments.common import RecipeResult, TrainingOptions, recipe_start, trained
 from genae.models.aae import AAEConfig
 from genae.models.base import N_CLASSES
 from genae.models.priors import GaussianMixturePrior
@@ -35,13 +34,8 @@ PAPER_ERRORS = {100: "1.90 ± 0.10", 1000: "1.60 ± 0.08", 0: "0.85 ± 0.02"}   
 
 
 @dataclass
-class AAETrainingOptions(RecipeOptions):
-    """Training options of every AAE run of a recipe."""
-
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    """Learning rate over training: the seed's constant 2e-4, or a half-cosine decay to 0."""
-    precision: Literal["fp32", "bf16"] = "fp32"
-    """bf16: matrix products in bfloat16 under autocast (about 2× faster on CPU); weights stay float32."""
+class AAETrainingOptions(TrainingOptions):
+    """Training options of every AAE run of a recipe (the seed's learning rate is a constant 2e-4)."""
     input_noise: float = 0.0
     """Std of Gaussian noise added to the encoder's [-1, 1] input in training (the seed's --noise: 0.6)."""
     dropout: float = 0.0
