@@ -86,11 +86,12 @@ def test_alpha_defaults_to_the_papers_value_per_labeled_image():
 
 def test_loss_mixes_labeled_and_unlabeled_images_with_fixed_parts():
     model = tiny_m2()
+    model.labeled_weight = 0.25
     x = (torch.rand(6, 1, 28, 28) > 0.5).float()
     loss, parts = model.loss(Batch(x, torch.tensor([-1, -1, -1, 2, 7, -1]), x))
     assert set(parts) == {"loss", "labeled_bound", "unlabeled_bound", "classification"}
-    assert loss.item() == pytest.approx(parts["unlabeled_bound"].item() + parts["labeled_bound"].item()
-                                        + model.alpha * parts["classification"].item(), rel=1e-5)
+    assert loss.item() == pytest.approx(parts["unlabeled_bound"].item() + 0.25 * (
+        parts["labeled_bound"].item() + model.alpha * parts["classification"].item()), rel=1e-5)
     loss_u, parts_u = model.loss(Batch(x, torch.full((6,), -1), x))  # no labeled image: same keys, zeros
     assert set(parts_u) == set(parts) and parts_u["classification"].item() == 0
 
@@ -191,3 +192,17 @@ def test_m1_classifiers_on_two_clusters_and_label_spreading_uses_the_unlabeled_p
     assert spread < 0.02 and alone > 0.3          # only the transductive classifier follows the bars
     with pytest.raises(ValueError, match="at least one labeled"):
         label_spreading_error(features, np.full(120, -1), features, truth)
+
+
+def test_labeled_terms_weigh_by_the_labeled_share_of_the_training_split():
+    """'share': labeled images are drawn every step, so their terms carry N_l / N_u and the step loss
+    is an unbiased estimate of the paper's J^α / N_u; 'batch' (default) weighs them 1."""
+    from fakes import synthetic_mnist
+
+    model = tiny_m2(n_labels=20, labeled_weight="share")
+    data = model.prepare_data(synthetic_mnist(256))
+    assert model.labeled_weight == pytest.approx(20 / 236)
+    assert (data.train.y >= 0).sum().item() == 20
+    default = tiny_m2(n_labels=20)
+    default.prepare_data(synthetic_mnist(256))
+    assert default.labeled_weight == 1.0

@@ -119,7 +119,7 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
             pyro = PYRO_M2.get(n, "—") if name == "m2" else "—"
             rows.append([ROW_TITLES.get(name, name.upper()), n, f"{statistics.mean(found):.2f} ± {sd:.2f}", len(found), paper, pyro])
     rep.table(["model", "labels N", "test error % (mean ± sd)", "seeds", "paper (Kingma et al. 2014)", "Pyro M2"],
-              rows, "Test error of argmax q(y|x) (M2, M1+M2) or of the SVM (M1) at the best validation epoch, "
+              rows, "Test error of argmax q(y|x) (M2, M1+M2) at the best validation epoch, or of M1's classifier, "
                     f"over seeds {list(opts.seeds)}; each seed its own balanced labeled subset of the 50k training "
                     "images. M1's classifiers (genae.evaluate.classification): an RBF SVM on the labeled codes, and "
                     "label spreading over all training codes (transductive, like the paper's TSVM). M2 and M1+M2: "

@@ -8,12 +8,19 @@ Per labeled image (x, y), the negative ELBO
     L(x, y) = −E_q(z|x,y)[log p(x | y, z)] + KL(q(z | x, y) ‖ p(z)) − log p(y);
 per unlabeled image, y summed out exactly over the ten labels,
     U(x) = Σ_y q(y | x)·L(x, y) − H(q(y | x)).
-Each step's loss, in nats per image:
-    mean over its unlabeled images of U + mean over its labeled images of L
-      + α · mean over its labeled images of −log q(y | x),   α = 0.1·N / N_labeled by default
-(the paper's α = 0.1·N weighs the summed classification loss; per labeled image that is 0.1·N/N_l).
+The objective over the training split, N_l labeled and N_u unlabeled images, is the paper's
+    J^α = Σ_labeled [L(x, y) + α · (−log q(y | x))] + Σ_unlabeled U(x),   α = 0.1·N / N_l by default
+(the paper writes α = 0.1·N on the mean classification loss; per labeled image that is 0.1·N/N_l).
 A step sees --batch-size images of the training split (labels hidden except for the labeled
-subset) and --labeled-batch images drawn from the labeled subset.
+subset) and --labeled-batch images drawn from the labeled subset, in nats per image:
+    mean over its unlabeled images of U
+      + w · mean over its labeled images of [L + α · (−log q(y | x))]
+--labeled-weight batch (default): w = 1, the labeled draw weighs as much as the unlabeled batch, so
+    the few labeled images count far more than in J^α (they are seen every step);
+--labeled-weight share: w = N_l / N_u, the step loss is an unbiased estimate of J^α / N_u.
+With 100 labels (seed 0, bf16, 10 epochs) 'share' drifted to 56% validation error: the unlabeled
+bound sorts q(y|x) by something other than digits when the labels weigh 0.1 per step; 'batch'
+stays at 22–24% and reaches 18% by epoch 29 (it memorises the 100 labels by epoch 2).
 
 M1+M2 (--m1-run DIR): every image is replaced by z1 ~ q(z1 | x) of the trained, frozen VAE in DIR
 (resampled each batch; its mean at evaluation), and p(z1 | y, z2) is a diagonal Gaussian; M2's
@@ -63,6 +70,9 @@ class M2Config(TrainConfig):
     """Hidden layers in each network (the paper's M2: one of 500 units)."""
     sigma: Literal["exp", "softplus"] = "exp"
     """Encoder std: 'exp' σ = exp(½·logvar); 'softplus' σ = softplus(ρ)."""
+    labeled_weight: Literal["batch", "share"] = "batch"
+    """Weight of the labeled terms per step: 'batch' 1 (as much as the unlabeled batch), 'share' N_l/N_u
+    (an unbiased estimate of the paper's objective; worse here, see the module docstring)."""
     m1_run: Optional[str] = None
     """A trained `vae` run: M2 is trained on its latent space (M1+M2). None: on pixels (M2)."""
 
@@ -83,12 +93,15 @@ class M2(Model):
         out_size = 2 * size if self.m1 is not None else IMAGE_SIZE
         self.decoder = Decoder(mlp([config.dim_z + N_CLASSES, *hidden, out_size]), N_CLASSES, out_shape=out)
         self.labeled: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.labeled_weight = 1.0   # w of the module docstring; 'share' sets it in prepare_data
 
     # ------------------------------------------------------------ data
     def prepare_data(self, data: MNIST) -> MNIST:
         """Keep the labels of a balanced subset of the training split, hide the rest (y = -1)."""
         keep = balanced_subset(data.train.y, self.config.n_labels, seed=self.config.seed)
         self.labeled = (data.train.x[keep], data.train.y[keep])
+        if self.config.labeled_weight == "share":
+            self.labeled_weight = len(keep) / (len(data.train.y) - len(keep))
         return MNIST(hide_labels(data.train, keep), data.valid, data.test, data.source)
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
@@ -150,7 +163,7 @@ class M2(Model):
         bound_l = self.labeled_bound(batch.x[lab], batch.y[lab], batch.target[lab]).mean() if len(lab) else zero
         ce = F.cross_entropy(self.classify_logits(batch.x[lab]), batch.y[lab]) if len(lab) else zero
         bound_u = self.unlabeled_bound(batch.x[unl], batch.target[unl]).mean() if len(unl) else zero
-        loss = bound_u + bound_l + self.alpha * ce
+        loss = bound_u + self.labeled_weight * (bound_l + self.alpha * ce)
         return loss, {"loss": loss.detach(), "labeled_bound": bound_l.detach(), "unlabeled_bound": bound_u.detach(),
                       "classification": ce.detach()}
 
