@@ -431,6 +431,8 @@ def test_label_prior_batches_get_a_labeled_draw_too():
     model.train()
     batch = model.prepare(data.train.x[:16], data.train.y[:16])
     assert len(batch) == 16 + 8 and (batch.y[16:] >= 0).all()
+    assert tiny_aae(prior="gmm", label_prior=True, n_labels=20, batch_size=50).labeled_batch == 50  # default
+    assert tiny_aae(mode="semisupervised", n_labels=20).labeled_batch == 32                      # the seed's
     all_labels = tiny_aae(prior="gmm", label_prior=True)  # every label known: nothing to add
     all_labels.prepare_data(synthetic_mnist(64))
     all_labels.train()

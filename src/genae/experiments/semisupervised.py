@@ -66,7 +66,8 @@ def m1_config(opts: SemiSupervisedOptions) -> VAEConfig:
 
 def m2_config(opts: SemiSupervisedOptions, n: int, seed: int, m1_run: Path | None = None) -> M2Config:
     return M2Config(n_labels=n, seed=seed, epochs=opts.epochs, lr=opts.lr, labeled_batch=opts.labeled_batch,
-                    lr_schedule=opts.lr_schedule, precision=opts.precision, data_dir=opts.data_dir, limit=opts.limit, m1_run=None if m1_run is None else str(m1_run))
+                    lr_schedule=opts.lr_schedule, precision=opts.precision, data_dir=opts.data_dir,
+                    limit=opts.limit, m1_run=None if m1_run is None else str(m1_run))
 
 
 def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
