@@ -35,3 +35,11 @@ def hide_labels(split: Split, keep: torch.Tensor) -> Split:
     y = torch.full_like(split.y, UNLABELED)
     y[keep] = split.y[keep]
     return Split(split.x, y)
+
+
+def with_labeled_draw(x: torch.Tensor, y: torch.Tensor, labeled: tuple[torch.Tensor, torch.Tensor],
+                      n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch (x, y) with n images drawn with replacement from the labeled subset appended: how
+    the semi-supervised models see their few labels in every step."""
+    pick = torch.randint(len(labeled[1]), (n,))
+    return torch.cat([x, labeled[0][pick].to(x.device)]), torch.cat([y, labeled[1][pick].to(y.device)])

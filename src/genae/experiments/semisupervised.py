@@ -118,7 +118,8 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
             sd = statistics.stdev(found) if len(found) > 1 else 0.0
             paper = PAPER[name.split("-")[0]].get(n, "—")
             pyro = PYRO_M2.get(n, "—") if name == "m2" else "—"
-            rows.append([ROW_TITLES.get(name, name.upper()), n, f"{statistics.mean(found):.2f} ± {sd:.2f}", len(found), paper, pyro])
+            rows.append([ROW_TITLES.get(name, name.upper()), n, f"{statistics.mean(found):.2f} ± {sd:.2f}",
+                         len(found), paper, pyro])
     rep.table(["model", "labels N", "test error % (mean ± sd)", "seeds", "paper (Kingma et al. 2014)", "Pyro M2"],
               rows, "Test error of argmax q(y|x) (M2, M1+M2) at the best validation epoch, or of M1's classifier, "
                     f"over seeds {list(opts.seeds)}; each seed its own balanced labeled subset of the 50k training "

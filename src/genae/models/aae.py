@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch.distributions import Independent, Normal
 
 from genae.data.mnist import MNIST
-from genae.data.subsets import balanced_subset, hide_labels
+from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
 from genae.data.transforms import to_signed
 from genae.models.base import N_CLASSES, Batch, Model, one_hot
 from genae.models.priors import GaussianMixturePrior, make_prior
@@ -174,9 +174,7 @@ class AAE(Model):
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """Training with hidden labels (semisupervised, --label-prior): a labeled draw joins every batch."""
         if self.training and self.labeled is not None:
-            pick = torch.randint(len(self.labeled[1]), (self.labeled_batch,))
-            x = torch.cat([x, self.labeled[0][pick].to(x.device)])
-            y = torch.cat([y, self.labeled[1][pick].to(y.device)])
+            x, y = with_labeled_draw(x, y, self.labeled, self.labeled_batch)
         return super().prepare(x, y, generator)
 
     # ------------------------------------------------------------ the networks

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch.distributions import kl_divergence
 
 from genae.data.mnist import MNIST
-from genae.data.subsets import balanced_subset, hide_labels
+from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
 from genae.models.base import N_CLASSES, Batch, Model, one_hot
 from genae.nets import bernoulli_image, diagonal_gaussian, mlp, standard_normal
 from genae.nets.builder import IMAGE_SHAPE, IMAGE_SIZE, Decoder, Encoder
@@ -107,9 +107,7 @@ class M2(Model):
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """In training, a labeled draw joins the batch; with M1, images become z1 ~ q(z1 | x)."""
         if self.training and self.labeled is not None:
-            pick = torch.randint(len(self.labeled[1]), (self.config.labeled_batch,))
-            x = torch.cat([x, self.labeled[0][pick].to(x.device)])
-            y = torch.cat([y, self.labeled[1][pick].to(y.device)])
+            x, y = with_labeled_draw(x, y, self.labeled, self.config.labeled_batch)
         if self.m1 is None:
             return super().prepare(x, y, generator)
         with torch.no_grad():
