@@ -33,7 +33,7 @@ from genae.data.mnist import MNIST, Split
 from genae.models.registry import MODELS, build
 from genae.models.vae import VAEConfig
 from genae.runtime import configure_process
-from genae.train.engine import fit, read_metrics
+from genae.train.engine import fit, read_metrics, slow_bf16_warning
 
 ROWS = {  # row → (model, config options, images per epoch: 60k = the yardstick, 50k = the training split)
     "vae": ("vae", dict(dim_z=20, n_hidden=500, n_layers=2), 60_000),
@@ -140,6 +140,17 @@ def plain_loop_epochs(data: MNIST, epochs: int) -> list[float]:
     return times[1:]
 
 
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs per row (after one warm-up)")
@@ -150,7 +161,8 @@ def main() -> None:
     configure_process()
     mnist = load_mnist()
     datasets = {60_000: sixty_thousand(mnist), 50_000: mnist}
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+    print(f"machine: {cpu_name()} ({torch.backends.cpu.get_cpu_capability()}; bf16 matrix instructions: "
+          f"{'no' if slow_bf16_warning(torch.device('cpu')) else 'yes'}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; batch 128, median of {args.epochs} epochs after a warm-up\n")
     print(f"| {'model':16s} | {'parameters':>10s} | {'images':>6s} | {'s / epoch (median)':>18s} | {'min':>5s} | "
           f"{'max':>5s} | {'images / s':>10s} | {'GFLOP / epoch':>13s} | {'GFLOP/s':>7s} |")

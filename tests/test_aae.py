@@ -449,3 +449,12 @@ def test_component_match_counts_codes_in_their_own_digits_component(monkeypatch)
     result = model.test_metrics(Batch(x, y, x), iw_samples=1)
     assert result["component_match"] == pytest.approx(0.75)
     assert "component_match" not in tiny_aae(prior="gmm").eval().test_metrics(Batch(x[:4], y[:4], x[:4]), 1)
+
+
+def test_classify_every_sets_the_classification_phase_and_is_checked():
+    phases = AAE(AAEConfig(n_hidden=8, mode="semisupervised", classify_every=10)).phases()
+    assert [p.every for p in phases] == [1, 1, 1, 10]
+    for kwargs, match in (({"classify_every": 0, "mode": "semisupervised"}, "--classify-every 0"),
+                          ({"classify_every": 10}, "--classify-every 10 has no effect")):
+        with pytest.raises(ValueError, match=match):
+            AAE(AAEConfig(n_hidden=8, **kwargs))

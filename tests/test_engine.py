@@ -113,3 +113,38 @@ def test_evaluation_is_repeatable_and_leaves_the_callers_rng_alone():
     first, second = evaluate(model, split, CPU), evaluate(model, split, CPU)
     assert first == second  # the ELBO's z samples are seeded too
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_bf16_warns_on_cpus_without_bf16_matrix_instructions(monkeypatch):
+    from genae.train.engine import slow_bf16_warning
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert "--precision fp32" in slow_bf16_warning(torch.device("cpu"))
+    assert slow_bf16_warning(torch.device("cuda")) is None
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert slow_bf16_warning(torch.device("cpu")) is None
+
+
+def test_a_phase_with_every_k_runs_on_every_kth_step_and_logs_means_over_those(tmp_path):
+    from genae.train.engine import Phase, adam
+
+    class Sparse(Toy):
+        def __init__(self, config):
+            super().__init__(config)
+            self.steps = []
+
+        def counted_loss(self, batch):
+            self.steps.append(len(batch))
+            loss = self.net(batch.x).pow(2).mean()
+            return loss, {"n": torch.tensor(float(len(self.steps)))}
+
+        def phases(self):
+            return super().phases() + [Phase("sparse", adam(self.parameters(), lr=1e-3), self.counted_loss, every=3)]
+
+    model = Sparse(ToyConfig(epochs=2, batch_size=16))
+    history = fit(model, synthetic_mnist(128), tmp_path, device=CPU, quiet=True)  # 128/16 = 8 steps per epoch
+    assert len(model.steps) == 2 * 2                   # steps 3 and 6 of each epoch
+    assert history[0]["train"]["sparse"]["n"] == pytest.approx(1.5)   # mean over its own steps: (1 + 2) / 2
+    assert history[0]["train"]["toy"]["loss"] > 0
+

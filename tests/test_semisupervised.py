@@ -206,3 +206,68 @@ def test_labeled_terms_weigh_by_the_labeled_share_of_the_training_split():
     default = tiny_m2(n_labels=20)
     default.prepare_data(synthetic_mnist(256))
     assert default.labeled_weight == 1.0
+
+
+def test_labeled_every_k_puts_a_labeled_draw_in_about_one_step_in_k():
+    """--labeled-every K: each step takes the labeled draw with probability 1/K from the seeded RNG."""
+    from fakes import synthetic_mnist
+
+    def labeled_steps(every: int) -> list[bool]:
+        model = tiny_m2(n_labels=20, labeled_batch=5, labeled_every=every)
+        data = model.prepare_data(synthetic_mnist(256))
+        x, y = data.train.x[:8], torch.full((8,), UNLABELED)
+        torch.manual_seed(3)
+        return [len(model.prepare(x, y).y) == 13 for _ in range(400)]
+
+    assert all(labeled_steps(1))
+    steps = labeled_steps(10)
+    assert 20 <= sum(steps) <= 60          # binomial(400, 0.1): mean 40, sd 6
+    assert labeled_steps(10) == steps      # same RNG state, same steps (a resumed run draws the same)
+
+
+def test_softplus_activation_and_option_errors():
+    assert any(isinstance(m, torch.nn.Softplus) for m in tiny_m2(activation="softplus").modules())
+    assert not any(isinstance(m, torch.nn.Softplus) for m in tiny_m2().modules())
+    for option, kwargs in (("--labeled-every 0", {"labeled_every": 0}), ("--labeled-batch 0", {"labeled_batch": 0}),
+                           ("--adam-beta1 1.0", {"adam_beta1": 1.0})):
+        with pytest.raises(ValueError, match=option):
+            tiny_m2(**kwargs)
+
+
+def test_beta_weighs_the_z_kl_in_the_training_loss_only(monkeypatch):
+    """--beta b: both bounds of the loss carry b·KL(q(z|x,y) ‖ p(z)); reported bounds keep 1."""
+    monkeypatch.setattr(Independent, "rsample", lambda self, shape=torch.Size(): self.mean)
+    model = tiny_m2(beta=3.0)
+    x = (torch.rand(4, 1, 28, 28) > 0.5).float()
+    y = torch.tensor([0, 3, 5, 9])
+    q = model.encode(x, y)
+    kl = torch.distributions.kl_divergence(q, torch.distributions.Independent(
+        torch.distributions.Normal(torch.zeros(4, 3), 1.0), 1))
+    torch.testing.assert_close(model.labeled_bound(x, y, x, 3.0) - model.labeled_bound(x, y, x), 2 * kl,
+                               rtol=1e-4, atol=1e-4)
+    loss, parts = model.loss(Batch(x, y, x))
+    assert parts["labeled_bound"].item() == pytest.approx(model.labeled_bound(x, y, x, 3.0).mean().item(), rel=1e-5)
+    assert model.validation_metrics(Batch(x, y, x))["labeled_bound"].item() == pytest.approx(
+        model.labeled_bound(x, y, x).mean().item(), rel=1e-5)
+    unl = model.unlabeled_bound(x, x, beta=3.0) - model.unlabeled_bound(x, x)
+    q_y = torch.softmax(model.classify_logits(x), 1)
+    kls = torch.stack([torch.distributions.kl_divergence(model.encode(x, torch.full((4,), k)), torch.distributions.Independent(
+        torch.distributions.Normal(torch.zeros(4, 3), 1.0), 1)) for k in range(10)], 1)
+    torch.testing.assert_close(unl, 2 * (q_y * kls).sum(1), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="--beta -1"):
+        tiny_m2(beta=-1.0)
+
+
+def test_generative_error_classifies_by_the_smallest_bound(monkeypatch):
+    """eval.json's generative_error: argmin_y L(x, y) with z at q's mean, checked against labeled_bound."""
+    model = tiny_m2()
+    x = (torch.rand(6, 1, 28, 28) > 0.5).float()
+    each = model.bounds_each_label(x, x, sample=False)
+    monkeypatch.setattr(Independent, "rsample", lambda self, shape=torch.Size(): self.mean)
+    one_by_one = torch.stack([model.labeled_bound(x, torch.full((6,), k), x) for k in range(10)])
+    torch.testing.assert_close(each, one_by_one, rtol=1e-4, atol=1e-4)
+    y = each.argmin(0)
+    model.eval()
+    metrics = model.test_metrics(Batch(x, y, x), iw_samples=1)
+    assert metrics["generative_error"] == 0.0
+    assert model.test_metrics(Batch(x, (y + 1) % 10, x), iw_samples=1)["generative_error"] == 1.0

@@ -38,8 +38,11 @@ def hide_labels(split: Split, keep: torch.Tensor) -> Split:
 
 
 def with_labeled_draw(x: torch.Tensor, y: torch.Tensor, labeled: tuple[torch.Tensor, torch.Tensor],
-                      n: int) -> tuple[torch.Tensor, torch.Tensor]:
+                      n: int, every: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch (x, y) with n images drawn with replacement from the labeled subset appended: how
-    the semi-supervised models see their few labels in every step."""
+    the semi-supervised models see their few labels. every > 1: only with probability 1/every
+    (decided by the global RNG, which the engine seeds per epoch, so a resumed run draws the same)."""
+    if every > 1 and torch.rand(()).item() * every >= 1:
+        return x, y
     pick = torch.randint(len(labeled[1]), (n,))
     return torch.cat([x, labeled[0][pick].to(x.device)]), torch.cat([y, labeled[1][pick].to(y.device)])

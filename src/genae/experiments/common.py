@@ -51,7 +51,8 @@ class TrainingOptions(RecipeOptions):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     """Learning rate over training: constant, or a half-cosine decay to 0."""
     precision: Literal["fp32", "bf16"] = "fp32"
-    """bf16: matrix products in bfloat16 under autocast (about 2× faster on CPU); weights stay float32."""
+    """bf16: matrix products in bfloat16 under autocast (weights stay float32); faster on CPUs with
+    avx512_bf16 or AMX and on recent GPUs, several times slower on AVX2-only CPUs (training warns)."""
 
 
 @dataclass

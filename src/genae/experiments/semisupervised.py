@@ -57,6 +57,8 @@ class SemiSupervisedOptions(TrainingOptions):
     """Adam learning rate of M2 and M1+M2."""
     labeled_batch: int = 100
     """Labeled images drawn for every step."""
+    beta: float = 1.0
+    """Weight of M2's KL(q(z|x,y) ‖ p(z)) in training (1: the paper's bound; see `genae train m2 --help`)."""
 
 
 def m1_config(opts: SemiSupervisedOptions) -> VAEConfig:
@@ -65,7 +67,7 @@ def m1_config(opts: SemiSupervisedOptions) -> VAEConfig:
 
 
 def m2_config(opts: SemiSupervisedOptions, n: int, seed: int, m1_run: Path | None = None) -> M2Config:
-    return M2Config(n_labels=n, seed=seed, epochs=opts.epochs, lr=opts.lr, labeled_batch=opts.labeled_batch,
+    return M2Config(n_labels=n, seed=seed, epochs=opts.epochs, lr=opts.lr, labeled_batch=opts.labeled_batch, beta=opts.beta,
                     lr_schedule=opts.lr_schedule, precision=opts.precision, data_dir=opts.data_dir,
                     limit=opts.limit, m1_run=None if m1_run is None else str(m1_run))
 
@@ -125,7 +127,8 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
                     f"over seeds {list(opts.seeds)}; each seed its own balanced labeled subset of the 50k training "
                     "images. M1's classifiers (genae.evaluate.classification): an RBF SVM on the labeled codes, and "
                     "label spreading over all training codes (transductive, like the paper's TSVM). M2 and M1+M2: "
-                    f"{opts.epochs} epochs, learning rate {opts.lr} ({opts.lr_schedule}), {opts.precision}; M1's VAE: "
+                    f"{opts.epochs} epochs, learning rate {opts.lr} ({opts.lr_schedule}), {opts.precision}, KL weight "
+                    f"β = {opts.beta}; M1's VAE: "
                     f"{opts.m1_epochs} epochs, fp32.")
     arrays = {}
     m2_keys = [k for k in runs if k.startswith("m2-")]

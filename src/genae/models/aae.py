@@ -23,6 +23,7 @@ Phases on every batch, in this order, each with its own Adam (β₁ = --adam-bet
   discriminator   D (and D_y):  w_dis · [BCE(D(z_prior), 1) + BCE(D(z_encoder), 0)]  (+ w_ydis · same for y)
   generator       encoder:  w_gen · BCE(D(z_encoder), 1)  (+ w_ygen · BCE(D_y(q(y|x)), 1))
   classification  encoder (semisupervised only):  w_cls · CE(q(y|x), y) on the labeled images
+                  (on every --classify-every-th step only)
 Each BCE is a mean over the batch. Semi-supervised accuracy is that of the epoch with the lowest
 validation error (the engine keeps those weights).
 
@@ -76,6 +77,9 @@ class AAEConfig(TrainConfig):
     only the ~20% labeled images of a plain batch, the unlabeled majority decides which component
     holds which digit: 10k labels gave 34% of test codes in their digit's component, vs 92% with
     the draw, after 5 epochs)."""
+    classify_every: int = 1
+    """Semisupervised: the classification phase runs on every K-th step only (the seed: every 10th
+    with 1000 labels), so the few labels are fitted less often than the adversarial phases run."""
     dim_z: int = 2
     """Code dimensions (2 draws the code space and manifold as they are)."""
     n_hidden: int = 1000
@@ -120,6 +124,10 @@ def check_aae_config(c: AAEConfig) -> None:
         raise ValueError(f"--input-noise {c.input_noise}: a std must be >= 0")
     if c.labeled_batch is not None and c.labeled_batch < 1:
         raise ValueError(f"--labeled-batch {c.labeled_batch}: need at least 1")
+    if c.classify_every < 1:
+        raise ValueError(f"--classify-every {c.classify_every}: need at least 1")
+    if c.classify_every != 1 and c.mode != "semisupervised":
+        raise ValueError(f"--classify-every {c.classify_every} has no effect with --mode {c.mode}")
 
 
 @contextlib.contextmanager
@@ -287,7 +295,8 @@ class AAE(Model):
                   Phase("discriminator", step(critics), self.discriminator_loss),
                   Phase("generator", step(self.encoder.parameters()), self.generator_loss)]
         if self.semi:
-            phases.append(Phase("classification", step(self.encoder.parameters()), self.classification_loss))
+            phases.append(Phase("classification", step(self.encoder.parameters()), self.classification_loss,
+                                every=self.config.classify_every))
         return phases
 
     # ------------------------------------------------------------ evaluation

@@ -44,6 +44,8 @@ class Phase:
     name: str
     optimizer: torch.optim.Optimizer
     loss: LossFn
+    every: int = 1
+    """The phase runs on steps every, 2·every, … of each epoch only (its logged means are over those)."""
 
     @property
     def parameters(self) -> list[torch.nn.Parameter]:
@@ -70,6 +72,21 @@ def resolve_device(name: str) -> torch.device:
     if name != "cpu":
         raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device("cpu")
+
+
+def slow_bf16_warning(device: torch.device) -> str | None:
+    """Why --precision bf16 would be slow here, or None. CPUs without bf16 matrix instructions
+    (avx512_bf16 or AMX) emulate bf16 products: on a 2-core AVX2 EPYC an M2 step took 13× as long
+    as in fp32 (benchmarks/train_speed.py measures it)."""
+    if device.type != "cpu":
+        return None
+    native = [getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
+                                                                     "_is_amx_tile_supported")]
+    if any(native):
+        return None
+    return (f"--precision bf16: this CPU ({torch.backends.cpu.get_cpu_capability()}) has neither avx512_bf16 "
+            "nor AMX, so bfloat16 products are emulated and run several times slower than fp32; "
+            "use --precision fp32 here")
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -148,6 +165,8 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
     n_train = len(train_y)
     steps = n_batches(n_train, config.batch_size)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    if config.precision == "bf16" and rank == 0 and (warning := slow_bf16_warning(device)):
+        print(f"warning: {warning}", file=sys.stderr)
     model.train()
     while state["epoch"] < config.epochs and not state["stopped"]:
         epoch = state["epoch"] + 1
@@ -157,6 +176,7 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
         sums: dict[str, torch.Tensor | None] = {p.name: None for p in phases}
         keys: dict[str, list[str]] = {}
         counted = 0
+        phase_counted = {p.name: 0 for p in phases}
         start = time.perf_counter()
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False,
                    disable=not _show_progress(quiet, rank))
@@ -166,6 +186,9 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
             batch = model.prepare(train_x[idx], train_y[idx])
             weight = len(idx) / min(config.batch_size, n_train - (step - 1) * config.batch_size)
             for phase in phases:
+                if step % phase.every:
+                    continue
+                phase_counted[phase.name] += len(idx)
                 phase.optimizer.zero_grad(set_to_none=True)
                 with autocast:
                     loss, parts = phase.loss(batch)
@@ -183,10 +206,11 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
                 parts_so_far = _named(sums, keys)
                 _check_finite(parts_so_far, epoch, step, ckpt)
                 if not bar.disable:
-                    bar.set_postfix({k: f"{v.item() / counted:.2f}" for k, v in parts_so_far[phases[0].name].items()})
+                    bar.set_postfix({k: f"{v.item() / max(phase_counted[phases[0].name], 1):.2f}"
+                                    for k, v in parts_so_far[phases[0].name].items()})
         bar.close()
         train_seconds = time.perf_counter() - start
-        train_means = {name: _global_means(acc, counted) for name, acc in _named(sums, keys).items()}
+        train_means = {name: _global_means(acc, phase_counted[name]) for name, acc in _named(sums, keys).items()}
         valid = evaluate(model, data.valid, device, rank=rank, world=world)
         if not math.isfinite(valid["loss"]):
             raise TrainingDiverged(f"validation loss is {valid['loss']} after epoch {epoch}; "
