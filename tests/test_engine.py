@@ -144,7 +144,12 @@ def test_a_phase_with_every_k_runs_on_every_kth_step_and_logs_means_over_those(t
 
     model = Sparse(ToyConfig(epochs=2, batch_size=16))
     history = fit(model, synthetic_mnist(128), tmp_path, device=CPU, quiet=True)  # 128/16 = 8 steps per epoch
-    assert len(model.steps) == 2 * 2                   # steps 3 and 6 of each epoch
-    assert history[0]["train"]["sparse"]["n"] == pytest.approx(1.5)   # mean over its own steps: (1 + 2) / 2
-    assert history[0]["train"]["toy"]["loss"] > 0
-
+    assert len(model.steps) == 5                       # steps 3, 6 | 9, 12, 15 of the run (counted across epochs)
+    assert history[0]["train"]["sparse"]["n"] == pytest.approx(1.5)   # its own steps' mean: (1 + 2) / 2
+    assert history[1]["train"]["sparse"]["n"] == pytest.approx(4.0)   # (3 + 4 + 5) / 3
+    with pytest.raises(ValueError, match="phase 'sparse' runs every 17 steps.*16"):
+        class Rare(Sparse):
+            def phases(self):
+                return [*super().phases()[:1], Phase("sparse", adam(self.parameters(), lr=1e-3), self.counted_loss,
+                                                      every=17)]
+        fit(Rare(ToyConfig(epochs=2, batch_size=16)), synthetic_mnist(128), tmp_path / "rare", device=CPU, quiet=True)

@@ -220,13 +220,24 @@ def test_labeled_every_k_puts_a_labeled_draw_in_about_one_step_in_k():
         return [len(model.prepare(x, y).y) == 13 for _ in range(400)]
 
     assert all(labeled_steps(1))
+    model = tiny_m2(n_labels=20, labeled_batch=5)
+    data = model.prepare_data(synthetic_mnist(256))
+    state = torch.get_rng_state()
+    torch.randint(20, (5,))         # what the draw itself uses
+    after_draw = torch.get_rng_state()
+    torch.set_rng_state(state)
+    model.prepare(data.train.x[:8], torch.full((8,), UNLABELED))
+    assert torch.equal(torch.get_rng_state(), after_draw)   # every=1 takes no extra random number: old runs reproduce
     steps = labeled_steps(10)
     assert 20 <= sum(steps) <= 60          # binomial(400, 0.1): mean 40, sd 6
     assert labeled_steps(10) == steps      # same RNG state, same steps (a resumed run draws the same)
 
 
 def test_softplus_activation_and_option_errors():
-    assert any(isinstance(m, torch.nn.Softplus) for m in tiny_m2(activation="softplus").modules())
+    softplus = tiny_m2(activation="softplus")
+    for net in (softplus.classifier, softplus.encoder, softplus.decoder):
+        assert any(isinstance(m, torch.nn.Softplus) for m in net.modules())
+        assert not any(isinstance(m, torch.nn.ReLU) for m in net.modules())
     assert not any(isinstance(m, torch.nn.Softplus) for m in tiny_m2().modules())
     for option, kwargs in (("--labeled-every 0", {"labeled_every": 0}), ("--labeled-batch 0", {"labeled_batch": 0}),
                            ("--adam-beta1 1.0", {"adam_beta1": 1.0})):
@@ -245,10 +256,16 @@ def test_beta_weighs_the_z_kl_in_the_training_loss_only(monkeypatch):
         torch.distributions.Normal(torch.zeros(4, 3), 1.0), 1))
     torch.testing.assert_close(model.labeled_bound(x, y, x, 3.0) - model.labeled_bound(x, y, x), 2 * kl,
                                rtol=1e-4, atol=1e-4)
-    loss, parts = model.loss(Batch(x, y, x))
-    assert parts["labeled_bound"].item() == pytest.approx(model.labeled_bound(x, y, x, 3.0).mean().item(), rel=1e-5)
+    mixed = torch.tensor([0, 3, -1, -1])
+    loss, parts = model.loss(Batch(x, mixed, x))
+    assert parts["labeled_bound"].item() == pytest.approx(model.labeled_bound(x[:2], y[:2], x[:2], 3.0).mean().item(),
+                                                          rel=1e-5)
+    assert parts["unlabeled_bound"].item() == pytest.approx(model.unlabeled_bound(x[2:], x[2:], beta=3.0).mean().item(),
+                                                            rel=1e-5)
     assert model.validation_metrics(Batch(x, y, x))["labeled_bound"].item() == pytest.approx(
         model.labeled_bound(x, y, x).mean().item(), rel=1e-5)
+    assert model.test_metrics(Batch(x, y, x), iw_samples=1)["labeled_elbo"] == pytest.approx(
+        -model.labeled_bound(x, y, x).mean().item(), rel=1e-5)
     unl = model.unlabeled_bound(x, x, beta=3.0) - model.unlabeled_bound(x, x)
     q_y = torch.softmax(model.classify_logits(x), 1)
     kls = torch.stack([torch.distributions.kl_divergence(model.encode(x, torch.full((4,), k)), torch.distributions.Independent(

@@ -2,8 +2,8 @@
 
 A model declares `phases()`: each `Phase` is a name, an optimizer (which holds the phase's
 parameters) and a function from a `Batch` to (scalar loss, {name: detached scalar}). For every
-batch the engine runs the phases in order: zero grads, loss, backward, (average gradients across
-processes), step. After each epoch it evaluates the model's `validation_metrics` on the
+batch the engine runs the phases in order (a phase with `every=K` only on the run's K-th, 2K-th, …
+step): zero grads, loss, backward, (average gradients across processes), step. After each epoch it evaluates the model's `validation_metrics` on the
 validation split, appends a line to `metrics.jsonl`, keeps the best weights in
 `model.safetensors` and writes `checkpoint.safetensors` (see genae.train.checkpoint).
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import sys
 import time
 from collections.abc import Callable
@@ -45,7 +46,8 @@ class Phase:
     optimizer: torch.optim.Optimizer
     loss: LossFn
     every: int = 1
-    """The phase runs on steps every, 2·every, … of each epoch only (its logged means are over those)."""
+    """The phase runs on the run's steps every, 2·every, … only, counted across epochs so that it runs
+    on exactly one step in `every` (its logged means are over the steps it ran)."""
 
     @property
     def parameters(self) -> list[torch.nn.Parameter]:
@@ -78,8 +80,8 @@ def slow_bf16_warning(device: torch.device) -> str | None:
     """Why --precision bf16 would be slow here, or None. CPUs without bf16 matrix instructions
     (avx512_bf16 or AMX) emulate bf16 products: on a 2-core AVX2 EPYC an M2 step took 13× as long
     as in fp32 (benchmarks/train_speed.py measures it)."""
-    if device.type != "cpu":
-        return None
+    if device.type != "cpu" or platform.machine().lower() not in ("x86_64", "amd64"):
+        return None   # torch's flags describe x86 only; ARM CPUs may have bf16 of their own
     native = [getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
                                                                      "_is_amx_tile_supported")]
     if any(native):
@@ -164,6 +166,10 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
     train_x, train_y = data.train.x.to(device), data.train.y.to(device)
     n_train = len(train_y)
     steps = n_batches(n_train, config.batch_size)
+    for phase in phases:
+        if not 1 <= phase.every <= steps * config.epochs:
+            raise ValueError(f"phase '{phase.name}' runs every {phase.every} steps, but training has "
+                             f"{steps * config.epochs} ({config.epochs} epochs of {steps}): it would never run")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     if config.precision == "bf16" and rank == 0 and (warning := slow_bf16_warning(device)):
         print(f"warning: {warning}", file=sys.stderr)
@@ -175,7 +181,6 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
         set_learning_rate(optimizers, config, epoch)
         sums: dict[str, torch.Tensor | None] = {p.name: None for p in phases}
         keys: dict[str, list[str]] = {}
-        counted = 0
         phase_counted = {p.name: 0 for p in phases}
         start = time.perf_counter()
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False,
@@ -186,7 +191,7 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
             batch = model.prepare(train_x[idx], train_y[idx])
             weight = len(idx) / min(config.batch_size, n_train - (step - 1) * config.batch_size)
             for phase in phases:
-                if step % phase.every:
+                if ((epoch - 1) * steps + step) % phase.every:
                     continue
                 phase_counted[phase.name] += len(idx)
                 phase.optimizer.zero_grad(set_to_none=True)
@@ -200,7 +205,6 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
                 values = torch.stack(list(parts.values())).detach().double() * len(idx)
                 sums[phase.name] = values if sums[phase.name] is None else sums[phase.name] + values
                 keys[phase.name] = list(parts)
-            counted += len(idx)
             bar.update()
             if step % CHECK_EVERY == 0 or step == steps:
                 parts_so_far = _named(sums, keys)
