@@ -3,8 +3,8 @@
 A model declares `phases()`: each `Phase` is a name, an optimizer (which holds the phase's
 parameters) and a function from a `Batch` to (scalar loss, {name: detached scalar}). For every
 batch the engine runs the phases in order (a phase with `every=K` only on the run's K-th, 2K-th, …
-step): zero grads, loss, backward, (average gradients across processes), step. After each epoch it evaluates the model's `validation_metrics` on the
-validation split, appends a line to `metrics.jsonl`, keeps the best weights in
+step): zero grads, loss, backward, (average gradients across processes), step. After each epoch
+it evaluates the model's `validation_metrics` on the validation split, appends a line to `metrics.jsonl`, keeps the best weights in
 `model.safetensors` and writes `checkpoint.safetensors` (see genae.train.checkpoint).
 
     from genae.train.engine import fit
@@ -78,8 +78,8 @@ def resolve_device(name: str) -> torch.device:
 
 def slow_bf16_warning(device: torch.device) -> str | None:
     """Why --precision bf16 would be slow here, or None. CPUs without bf16 matrix instructions
-    (avx512_bf16 or AMX) emulate bf16 products: on a 2-core AVX2 EPYC an M2 step took 13× as long
-    as in fp32 (benchmarks/train_speed.py measures it)."""
+    (avx512_bf16 or AMX) emulate bf16 products: on a 2-core AVX2 EPYC an M2 epoch took 337 s in
+    bf16 against 26 s in fp32 (the README's Results intro gives the command)."""
     if device.type != "cpu" or platform.machine().lower() not in ("x86_64", "amd64"):
         return None   # torch's flags describe x86 only; ARM CPUs may have bf16 of their own
     native = [getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
