@@ -5,7 +5,8 @@ parameters) and a function from a `Batch` to (scalar loss, {name: detached scala
 batch the engine runs the phases in order (a phase with `every=K` only on the run's K-th, 2K-th, …
 step): zero grads, loss, backward, (average gradients across processes), step. After each epoch
 it evaluates the model's `validation_metrics` on the validation split, appends a line to
-`metrics.jsonl`, keeps the best weights in `model.safetensors` and writes `checkpoint.safetensors` (see genae.train.checkpoint).
+`metrics.jsonl`, keeps the best weights in `model.safetensors` and writes
+`checkpoint.safetensors` (see genae.train.checkpoint).
 
     from genae.train.engine import fit
     history = fit(model, load_mnist(), Path("runs/vae"), device=torch.device("cpu"))
