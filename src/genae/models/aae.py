@@ -79,7 +79,9 @@ class AAEConfig(TrainConfig):
     the draw, after 5 epochs)."""
     classify_every: int = 1
     """Semisupervised: the classification phase runs on every K-th step only (the seed: every 10th
-    with 1000 labels), so the few labels are fitted less often than the adversarial phases run."""
+    with 1000 labels), so the few labels are fitted less often than the adversarial phases run.
+    With 100 labels, K = 10 left q(y|x) at chance (89% validation error for 4 epochs, the labeled
+    cross-entropy rising): the categorical adversary, weighted 6, owns it; K = 1 reached 8.3% by epoch 8."""
     dim_z: int = 2
     """Code dimensions (2 draws the code space and manifold as they are)."""
     n_hidden: int = 1000
