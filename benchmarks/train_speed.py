@@ -161,8 +161,8 @@ def main() -> None:
     configure_process()
     mnist = load_mnist()
     datasets = {60_000: sixty_thousand(mnist), 50_000: mnist}
-    print(f"machine: {cpu_name()} ({torch.backends.cpu.get_cpu_capability()}; bf16 matrix instructions: "
-          f"{'no' if slow_bf16_warning(torch.device('cpu')) else 'yes'}), torch {torch.__version__}, "
+    print(f"machine: {cpu_name()} ({torch.backends.cpu.get_cpu_capability()}; bf16 emulated (slow): "
+          f"{'yes' if slow_bf16_warning(torch.device('cpu')) else 'no'}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; batch 128, median of {args.epochs} epochs after a warm-up\n")
     print(f"| {'model':16s} | {'parameters':>10s} | {'images':>6s} | {'s / epoch (median)':>18s} | {'min':>5s} | "
           f"{'max':>5s} | {'images / s':>10s} | {'GFLOP / epoch':>13s} | {'GFLOP/s':>7s} |")
