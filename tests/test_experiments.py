@@ -127,3 +127,24 @@ def test_cli_lists_the_recipes():
     listed = subprocess.run([sys.executable, "-m", "genae", "run", "--list"], capture_output=True, text=True,
                             check=True).stdout
     assert [line.split()[0] for line in listed.splitlines()] == list(RECIPES)
+
+
+def test_a_longer_budget_trains_on_from_the_shorter_run_to_the_weights_of_a_fresh_run(tmp_path, root):
+    from safetensors.torch import load_file
+
+    from genae.experiments.common import shorter_run, trained
+    from genae.models.vae import VAEConfig
+
+    _, data_dir = root
+    short = VAEConfig(dim_z=2, n_hidden=16, epochs=2, limit=300, data_dir=data_dir)
+    longer = VAEConfig(dim_z=2, n_hidden=16, epochs=3, limit=300, data_dir=data_dir)
+    first = trained(tmp_path / "a", "vae", short, device="cpu", quiet=True)
+    assert shorter_run(tmp_path / "a", "vae", longer) == first
+    assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(longer), "seed": 1})) is None   # another config
+    assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(longer), "lr_schedule": "cosine"})) is None
+    extended = trained(tmp_path / "a", "vae", longer, device="cpu", quiet=True)
+    fresh = trained(tmp_path / "b", "vae", longer, device="cpu", quiet=True)
+    assert extended != first and (first / "checkpoint.safetensors").is_file()   # the short run stays as it was
+    assert len((extended / "metrics.jsonl").read_text().splitlines()) == 3
+    a, b = load_file(str(extended / "checkpoint.safetensors")), load_file(str(fresh / "checkpoint.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

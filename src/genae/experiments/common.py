@@ -12,9 +12,10 @@ import hashlib
 import json
 import platform
 import shlex
+import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -23,8 +24,9 @@ import torch
 from genae.data import load_mnist
 from genae.data.mnist import MNIST
 from genae.runs import is_finished, train_run
-from genae.train.checkpoint import CHECKPOINT_FILE
-from genae.train.config import TrainConfig, config_to_dict
+from genae.models.registry import read_run_config
+from genae.train.checkpoint import CHECKPOINT_FILE, read_metadata
+from genae.train.config import TrainConfig, config_to_dict, write_config
 from genae.train.engine import read_metrics, resolve_device
 
 
@@ -78,17 +80,44 @@ def run_dir_for(root: Path, name: str, config: TrainConfig, tag: str = "") -> Pa
 
 def trained(root: Path, name: str, config: TrainConfig, *, tag: str = "", device: str = "auto",
             quiet: bool = False) -> Path:
-    """The run of `name` with `config` under `root`: reused if finished, resumed if killed, else trained."""
+    """The run of `name` with `config` under `root`: reused if finished, resumed if killed, else trained
+    (from a shorter finished run of the same config when there is one, see `shorter_run`)."""
     out = run_dir_for(root, name, config, tag)
     resume = (out / CHECKPOINT_FILE).is_file()
     if resume and is_finished(out):
         if not quiet:
             print(f"{name}: reusing the finished run {out}", file=sys.stderr)
         return out
+    if not resume and (shorter := shorter_run(root, name, config)) is not None:
+        if not quiet:
+            print(f"{name}: training on from the finished {read_run_config(shorter)[1].epochs}-epoch run {shorter}",
+                  file=sys.stderr)
+        shutil.copytree(shorter, out)
+        write_config(out / "config.json", config, name)   # the new budget; resume reads it from there
+        resume = True
     if not quiet:
         print(f"{name}: {'resuming' if resume else 'training'} {out} ({config.epochs} epochs)", file=sys.stderr)
     train_run(name, config, out, resume=resume, device=device, quiet=quiet)
     return out
+
+
+def shorter_run(root: Path, name: str, config: TrainConfig) -> Path | None:
+    """The finished run under root/models with the longest budget below config.epochs whose config is
+    otherwise equal (fields added since it ran take their defaults), or None. Only for a constant
+    learning rate without early stopping: the engine seeds each epoch from (seed, epoch), so training
+    on from its last checkpoint gives the weights a run of config.epochs from scratch would."""
+    if config.lr_schedule != "constant" or config.patience:
+        return None
+    found: list[tuple[int, Path]] = []
+    for path in sorted((Path(root) / "models").glob("*/config.json")):
+        try:
+            stored_name, stored = read_run_config(path.parent)
+        except (ValueError, TypeError):
+            continue
+        if (stored_name == name and stored.epochs < config.epochs and replace(stored, epochs=config.epochs) == config
+                and is_finished(path.parent) and not read_metadata(path.parent / CHECKPOINT_FILE)["stopped"]):
+            found.append((stored.epochs, path.parent))
+    return max(found)[1] if found else None
 
 
 @dataclass
