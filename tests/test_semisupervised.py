@@ -134,6 +134,28 @@ def test_m1_plus_m2_trains_on_a_frozen_m1(tmp_path, fake_data):
     assert batch.x.shape == (2, 5)
 
 
+def test_m1_plus_m2_uses_only_m1s_active_dimensions(tmp_path, fake_data):
+    m1_dir, _ = train_run("vae", VAEConfig(dim_z=5, n_hidden=32, epochs=1, limit=200, data_dir=fake_data),
+                          tmp_path / "m1", device="cpu", quiet=True)
+    model = M2(M2Config(dim_z=3, n_hidden=16, n_labels=20, limit=200, data_dir=fake_data, m1_run=str(m1_dir),
+                        m1_min_std=1e-6))
+    last = model.m1.encoder.body[-1]  # rows 0..4 give q(z1|x)'s mean: make dimensions 0 and 2 constant
+    with torch.no_grad():
+        last.weight[[0, 2]] = 0
+    model.prepare_data(load_mnist(fake_data).head(200))
+    assert model.m1_active.tolist() == [0, 1, 0, 1, 1]
+    model.eval()
+    batch = model.prepare(torch.rand(4, 1, 28, 28), torch.arange(4))
+    assert torch.all(batch.x[:, [0, 2]] == 0) and torch.all(batch.x[:, [1, 3, 4]] != 0)
+    model.train()
+    target = model.prepare(torch.rand(4, 1, 28, 28), torch.full((4,), -1)).target   # z1 samples, all dims
+    out = torch.randn(len(target), 10)
+    mu, log_var = out[:, :5], out[:, 5:]
+    expected = (torch.distributions.Normal(mu, (0.5 * log_var).exp()).log_prob(target)[:, [1, 3, 4]].sum(1)
+                + torch.distributions.Normal(0.0, 1.0).log_prob(target[:, [0, 2]]).sum(1))  # N(0, 1): M1's prior
+    assert torch.allclose(model.likelihood(out).log_prob(target), expected, atol=1e-5)
+
+
 def test_m1_run_must_hold_a_vae(tmp_path, fake_data):
     from genae.models.vae import VAEConfig as C
 

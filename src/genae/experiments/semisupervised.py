@@ -149,6 +149,6 @@ def _analogy_figure(rep: Report, run: Path, data, device: str, seed: int) -> tor
     grid = torch.cat([x[:, None], images], 1).flatten(0, 1)
     rep.figure(save_grid(rep.figure_dir / "m2_analogies.png", grid, 11,
                          f"M2 ({run.name}): a test image (first column), its style z decoded with each label",
-                         col_labels=["input", *map(str, range(10))]),
+                         col_labels=["input", *map(str, range(10))], scale=1.8),
                "M2 analogies: rows keep the style of a test image, columns change the label")
     return grid

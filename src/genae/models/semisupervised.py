@@ -41,7 +41,9 @@ B = 3: 13.6% / 13.7% / −125.8; B = 10: 15.3% / 15.4% / −160.3; the Pyro-like
 
 M1+M2 (--m1-run DIR): every image is replaced by z1 ~ q(z1 | x) of the trained, frozen VAE in DIR
 (resampled each batch; its mean at evaluation), and p(z1 | y, z2) is a diagonal Gaussian; M2's
-bound is then over z1, not pixels.
+bound is then over z1, not pixels. As in Kingma et al.'s code, only M1's active dimensions are
+features (--m1-min-std): M1's VAE (z 50, 100 epochs) uses about 12 of its 50; the others are
+N(0, 1) noise that the classifier would see in training and not at test (q's mean, 0).
 
 Classification is argmax_y q(y | x); the engine keeps the weights of the epoch with the lowest
 validation error, so the test error reported is the one at the best validation epoch.
@@ -106,6 +108,11 @@ class M2Config(TrainConfig):
     (an unbiased estimate of the paper's objective; worse here, see the module docstring)."""
     m1_run: Optional[str] = None
     """A trained `vae` run: M2 is trained on its latent space (M1+M2). None: on pixels (M2)."""
+    m1_min_std: float = 0.1
+    """M1+M2: a z1 dimension is active when its encoder mean varies with a standard deviation above
+    this over the first 1000 training images (Kingma et al.'s code: 0.1; 0 keeps all). Inactive
+    dimensions (posterior collapse: q(z1|x) ≈ N(0, 1)) reach the classifier and encoder as 0, and
+    p(z1|y, z2) models them as N(0, 1), M1's prior."""
 
 
 class M2(Model):
@@ -131,6 +138,8 @@ class M2(Model):
         out = (2 * size,) if self.m1 is not None else IMAGE_SHAPE
         out_size = 2 * size if self.m1 is not None else IMAGE_SIZE
         self.decoder = Decoder(mlp([config.dim_z + N_CLASSES, *hidden, out_size], act), N_CLASSES, out_shape=out)
+        if self.m1 is not None:   # 1 for M1's active dimensions, set in prepare_data
+            self.register_buffer("m1_active", torch.ones(size))
         self.labeled: tuple[torch.Tensor, torch.Tensor] | None = None
         self.labeled_weight = 1.0   # w of the module docstring; 'share' sets it in prepare_data
 
@@ -139,6 +148,11 @@ class M2(Model):
         """Keep the labels of a balanced subset of the training split, hide the rest (y = -1)."""
         keep = balanced_subset(data.train.y, self.config.n_labels, seed=self.config.seed)
         self.labeled = (data.train.x[keep], data.train.y[keep])
+        if self.m1 is not None:
+            with torch.no_grad():
+                x = data.train.x[:1000]
+                spread = self.m1.encode(self.m1.prepare(x, data.train.y[:1000]).x).mean.std(0)
+            self.m1_active.copy_((spread > self.config.m1_min_std).float())
         if self.config.labeled_weight == "share":   # the draw joins 1 step in K: weigh it K times
             self.labeled_weight = self.config.labeled_every * len(keep) / (len(data.train.y) - len(keep))
         return MNIST(hide_labels(data.train, keep), data.valid, data.test, data.source)
@@ -153,12 +167,15 @@ class M2(Model):
         with torch.no_grad():
             q = self.m1.encode(self.m1.prepare(x, y, generator).x)
             z1 = q.rsample() if self.training else q.mean
-        return Batch(x=z1, y=y, target=z1)
+        return Batch(x=z1 * self.m1_active, y=y, target=z1)
 
     # ------------------------------------------------------------ the model
     def likelihood(self, out: torch.Tensor):
-        """p(x | y, z): Bernoulli pixels (M2) or a diagonal Gaussian over z1 (M1+M2)."""
-        return bernoulli_image(out) if self.m1 is None else diagonal_gaussian(out, "exp")
+        """p(x | y, z): Bernoulli pixels (M2) or a diagonal Gaussian over z1 (M1+M2), N(0, 1) in M1's
+        inactive dimensions (mean and log-variance 0)."""
+        if self.m1 is None:
+            return bernoulli_image(out)
+        return diagonal_gaussian(out * self.m1_active.repeat(2), "exp")
 
     def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(x.flatten(1))
