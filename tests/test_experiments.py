@@ -142,9 +142,13 @@ def test_a_longer_budget_trains_on_from_the_shorter_run_to_the_weights_of_a_fres
     assert shorter_run(tmp_path / "a", "vae", longer) == first
     assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(longer), "seed": 1})) is None   # another config
     assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(longer), "lr_schedule": "cosine"})) is None
+    (tmp_path / "a" / "models" / "broken").mkdir()
+    (tmp_path / "a" / "models" / "broken" / "config.json").write_text("{not json")   # skipped, not fatal
+    assert shorter_run(tmp_path / "a", "vae", longer) == first
     extended = trained(tmp_path / "a", "vae", longer, device="cpu", quiet=True)
     fresh = trained(tmp_path / "b", "vae", longer, device="cpu", quiet=True)
     assert extended != first and (first / "checkpoint.safetensors").is_file()   # the short run stays as it was
-    assert len((extended / "metrics.jsonl").read_text().splitlines()) == 3
+    lines = (extended / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and lines[:2] == (first / "metrics.jsonl").read_text().splitlines()  # copied, not retrained
     a, b = load_file(str(extended / "checkpoint.safetensors")), load_file(str(fresh / "checkpoint.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

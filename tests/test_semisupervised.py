@@ -156,6 +156,22 @@ def test_m1_plus_m2_uses_only_m1s_active_dimensions(tmp_path, fake_data):
     assert torch.allclose(model.likelihood(out).log_prob(target), expected, atol=1e-5)
 
 
+def test_m1_plus_m2_mask_keeps_every_dimension_at_zero_and_for_runs_saved_without_it(tmp_path, fake_data):
+    m1_dir, _ = train_run("vae", VAEConfig(dim_z=5, n_hidden=32, epochs=1, limit=200, data_dir=fake_data),
+                          tmp_path / "m1", device="cpu", quiet=True)
+    config = M2Config(dim_z=3, n_hidden=16, n_labels=20, limit=200, data_dir=fake_data, m1_run=str(m1_dir))
+    model = M2(M2Config(**{**vars(config), "m1_min_std": 0.0}))
+    with torch.no_grad():
+        model.m1.encoder.body[-1].weight[0] = 0   # a constant dimension
+    model.prepare_data(load_mnist(fake_data).head(200))
+    assert model.m1_active.tolist() == [1.0] * 5   # 0 keeps all
+    old = {k: v for k, v in model.state_dict().items() if k != "m1_active"}   # saved before the mask existed
+    fresh = M2(config)
+    fresh.m1_active.zero_()
+    fresh.load_state_dict(old)
+    assert fresh.m1_active.tolist() == [1.0] * 5
+
+
 def test_m1_run_must_hold_a_vae(tmp_path, fake_data):
     from genae.models.vae import VAEConfig as C
 

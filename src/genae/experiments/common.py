@@ -15,7 +15,7 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -92,8 +92,12 @@ def trained(root: Path, name: str, config: TrainConfig, *, tag: str = "", device
         if not quiet:
             print(f"{name}: training on from the finished {read_run_config(shorter)[1].epochs}-epoch run {shorter}",
                   file=sys.stderr)
-        shutil.copytree(shorter, out)
-        write_config(out / "config.json", config, name)   # the new budget; resume reads it from there
+        partial = out.with_name(out.name + ".partial")   # copied whole or not at all
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(shorter, partial)
+        write_config(partial / "config.json", config, name)   # the new budget; resume reads it from there
+        shutil.rmtree(out, ignore_errors=True)   # a run killed before its first checkpoint: nothing to keep
+        partial.rename(out)
         resume = True
     if not quiet:
         print(f"{name}: {'resuming' if resume else 'training'} {out} ({config.epochs} epochs)", file=sys.stderr)
@@ -102,21 +106,24 @@ def trained(root: Path, name: str, config: TrainConfig, *, tag: str = "", device
 
 
 def shorter_run(root: Path, name: str, config: TrainConfig) -> Path | None:
-    """The finished run under root/models with the longest budget below config.epochs whose config is
-    otherwise equal (fields added since it ran take their defaults), or None. Only for a constant
-    learning rate without early stopping: the engine seeds each epoch from (seed, epoch), so training
-    on from its last checkpoint gives the weights a run of config.epochs from scratch would."""
+    """The finished run under root/models with the longest budget below config.epochs whose
+    config.json is otherwise the same (same keys: a run from before an option existed never
+    matches), or None. Only for a constant learning rate without early stopping: the engine seeds
+    each epoch from (seed, epoch), so training on from its last checkpoint gives the weights a run of
+    config.epochs from scratch would (bit-equal on the same CPU; a run trained on another device
+    continues from its own weights)."""
     if config.lr_schedule != "constant" or config.patience:
         return None
+    wanted = json.loads(json.dumps(config_to_dict(config, name)))
     found: list[tuple[int, Path]] = []
     for path in sorted((Path(root) / "models").glob("*/config.json")):
         try:
-            stored_name, stored = read_run_config(path.parent)
-        except (ValueError, TypeError):
+            stored = json.loads(path.read_text())
+            if (stored.get("epochs", config.epochs) < config.epochs and {**stored, "epochs": config.epochs} == wanted
+                    and is_finished(path.parent) and not read_metadata(path.parent / CHECKPOINT_FILE).get("stopped")):
+                found.append((stored["epochs"], path.parent))
+        except Exception:  # noqa: BLE001 - a damaged or foreign folder is not a candidate
             continue
-        if (stored_name == name and stored.epochs < config.epochs and replace(stored, epochs=config.epochs) == config
-                and is_finished(path.parent) and not read_metadata(path.parent / CHECKPOINT_FILE)["stopped"]):
-            found.append((stored.epochs, path.parent))
     return max(found)[1] if found else None
 
 

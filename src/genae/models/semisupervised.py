@@ -42,8 +42,11 @@ B = 3: 13.6% / 13.7% / −125.8; B = 10: 15.3% / 15.4% / −160.3; the Pyro-like
 M1+M2 (--m1-run DIR): every image is replaced by z1 ~ q(z1 | x) of the trained, frozen VAE in DIR
 (resampled each batch; its mean at evaluation), and p(z1 | y, z2) is a diagonal Gaussian; M2's
 bound is then over z1, not pixels. As in Kingma et al.'s code, only M1's active dimensions are
-features (--m1-min-std): M1's VAE (z 50, 100 epochs) uses about 12 of its 50; the others are
-N(0, 1) noise that the classifier would see in training and not at test (q's mean, 0).
+features (--m1-min-std): M1's VAE (z 50, 100 epochs) uses 12 of its 50; the others are N(0, 1)
+noise that the classifier would see in training and not at test (q's mean, 0). That changed little
+in 10-epoch probes (100 labels, seed 0, β = 3, lr 1e-3: best validation error 15.7% with all 50
+dimensions, 15.9% with the 12; β = 10: 16.0%): the labeled cross-entropy is near 0 by epoch 3 and
+the error then follows the decoder's own (generative_error 19%).
 
 Classification is argmax_y q(y | x); the engine keeps the weights of the epoch with the lowest
 validation error, so the test error reported is the one at the best validation epoch.
@@ -143,6 +146,12 @@ class M2(Model):
         self.labeled: tuple[torch.Tensor, torch.Tensor] | None = None
         self.labeled_weight = 1.0   # w of the module docstring; 'share' sets it in prepare_data
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """M1+M2 runs saved before --m1-min-std have no mask: they used every dimension."""
+        if self.m1 is not None:
+            state_dict.setdefault(prefix + "m1_active", torch.ones_like(self.m1_active))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ------------------------------------------------------------ data
     def prepare_data(self, data: MNIST) -> MNIST:
         """Keep the labels of a balanced subset of the training split, hide the rest (y = -1)."""
@@ -151,8 +160,9 @@ class M2(Model):
         if self.m1 is not None:
             with torch.no_grad():
                 x = data.train.x[:1000]
-                spread = self.m1.encode(self.m1.prepare(x, data.train.y[:1000]).x).mean.std(0)
-            self.m1_active.copy_((spread > self.config.m1_min_std).float())
+                spread = self.m1.encode(self.m1.prepare(x, data.train.y[:1000]).x).mean.std(0, correction=0)
+            if self.config.m1_min_std > 0:
+                self.m1_active.copy_((spread > self.config.m1_min_std).float())
         if self.config.labeled_weight == "share":   # the draw joins 1 step in K: weigh it K times
             self.labeled_weight = self.config.labeled_every * len(keep) / (len(data.train.y) - len(keep))
         return MNIST(hide_labels(data.train, keep), data.valid, data.test, data.source)
