@@ -139,6 +139,7 @@ def test_a_longer_budget_trains_on_from_the_shorter_run_to_the_weights_of_a_fres
     short = VAEConfig(dim_z=2, n_hidden=16, epochs=2, limit=300, data_dir=data_dir)
     longer = VAEConfig(dim_z=2, n_hidden=16, epochs=3, limit=300, data_dir=data_dir)
     first = trained(tmp_path / "a", "vae", short, device="cpu", quiet=True)
+    (first / "eval.json").write_text("{}")
     assert shorter_run(tmp_path / "a", "vae", longer) == first
     assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(longer), "seed": 1})) is None   # another config
     assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(longer), "lr_schedule": "cosine"})) is None
@@ -148,6 +149,7 @@ def test_a_longer_budget_trains_on_from_the_shorter_run_to_the_weights_of_a_fres
     extended = trained(tmp_path / "a", "vae", longer, device="cpu", quiet=True)
     fresh = trained(tmp_path / "b", "vae", longer, device="cpu", quiet=True)
     assert extended != first and (first / "checkpoint.safetensors").is_file()   # the short run stays as it was
+    assert not (extended / "eval.json").exists()   # the shorter run's evaluation is not carried over
     lines = (extended / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3 and lines[:2] == (first / "metrics.jsonl").read_text().splitlines()  # copied, not retrained
     a, b = load_file(str(extended / "checkpoint.safetensors")), load_file(str(fresh / "checkpoint.safetensors"))

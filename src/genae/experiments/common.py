@@ -23,6 +23,7 @@ import torch
 
 from genae.data import load_mnist
 from genae.data.mnist import MNIST
+from genae.evaluate import EVAL_FILE
 from genae.runs import is_finished, train_run
 from genae.models.registry import read_run_config
 from genae.train.checkpoint import CHECKPOINT_FILE, read_metadata
@@ -96,6 +97,7 @@ def trained(root: Path, name: str, config: TrainConfig, *, tag: str = "", device
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(shorter, partial)
         write_config(partial / "config.json", config, name)   # the new budget; resume reads it from there
+        (partial / EVAL_FILE).unlink(missing_ok=True)   # the shorter run's evaluation is not this run's
         shutil.rmtree(out, ignore_errors=True)   # a run killed before its first checkpoint: nothing to keep
         partial.rename(out)
         resume = True
