@@ -37,7 +37,8 @@ test set (error of q(y|x) / generative_error / labeled ELBO): B = 1: 19.8% / 20.
 B = 3: 13.6% / 13.7% / −125.8; B = 10: 15.3% / 15.4% / −160.3; the Pyro-like recipe (B = 1):
 24.5% / 33.3% / −127.7. The price of B > 1 is a looser bound (worse reconstructions). 50 epochs,
 3 seeds: `genae run semisupervised --n-labels 100 --seeds 0 1 2 --models m2 --beta 3 --lr 1e-3
---epochs 50` gave 6.94 ± 0.99% test error (paper 11.97 ± 1.71; B = 1 in the README: 17.89).
+--epochs 50` gave 6.94 ± 0.99% test error (paper 11.97 ± 1.71; B = 1 in the README: 17.89), and
+`--epochs 100` 6.07 ± 0.61% (best validation epochs 97, 74, 98).
 
 M1+M2 (--m1-run DIR): every image is replaced by z1 ~ q(z1 | x) of the trained, frozen VAE in DIR
 (resampled each batch; its mean at evaluation), and p(z1 | y, z2) is a diagonal Gaussian; M2's
