@@ -58,7 +58,9 @@ class SemiSupervisedOptions(TrainingOptions):
     labeled_batch: int = 100
     """Labeled images drawn for every step."""
     beta: float = 1.0
-    """Weight of M2's KL(q(z|x,y) ‖ p(z)) in training (1: the paper's bound; see `genae train m2 --help`)."""
+    """Weight of M2's KL(q(z|x,y) ‖ p(z)) in training (1: the paper's bound; see `genae train m2 --help`),
+    for M2 and M1+M2 alike: 3 helps M2 on pixels, not M1+M2 (100 labels, seed 0, 50 epochs: 17.9% test
+    error at β 3, lr 1e-3 against 11.0% at β 1, lr 3e-4)."""
 
 
 def m1_config(opts: SemiSupervisedOptions) -> VAEConfig:
