@@ -160,12 +160,11 @@ class M2(Model):
         """Keep the labels of a balanced subset of the training split, hide the rest (y = -1)."""
         keep = balanced_subset(data.train.y, self.config.n_labels, seed=self.config.seed)
         self.labeled = (data.train.x[keep], data.train.y[keep])
-        if self.m1 is not None:
+        if self.m1 is not None and self.config.m1_min_std > 0:
             with torch.no_grad():
-                x = data.train.x[:1000]
-                spread = self.m1.encode(self.m1.prepare(x, data.train.y[:1000]).x).mean.std(0, correction=0)
-            if self.config.m1_min_std > 0:
-                self.m1_active.copy_((spread > self.config.m1_min_std).float())
+                first = self.m1.prepare(data.train.x[:1000], data.train.y[:1000]).x
+                spread = self.m1.encode(first).mean.std(0, correction=0)
+            self.m1_active.copy_((spread > self.config.m1_min_std).float())
         if self.config.labeled_weight == "share":   # the draw joins 1 step in K: weigh it K times
             self.labeled_weight = self.config.labeled_every * len(keep) / (len(data.train.y) - len(keep))
         return MNIST(hide_labels(data.train, keep), data.valid, data.test, data.source)
