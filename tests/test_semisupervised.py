@@ -86,12 +86,12 @@ def test_alpha_defaults_to_the_papers_value_per_labeled_image():
 
 def test_loss_mixes_labeled_and_unlabeled_images_with_fixed_parts():
     model = tiny_m2()
-    model.labeled_weight = 0.25
+    model.labeled_weight, model.classification_weight = 0.25, 0.5
     x = (torch.rand(6, 1, 28, 28) > 0.5).float()
     loss, parts = model.loss(Batch(x, torch.tensor([-1, -1, -1, 2, 7, -1]), x))
     assert set(parts) == {"loss", "labeled_bound", "unlabeled_bound", "classification"}
-    assert loss.item() == pytest.approx(parts["unlabeled_bound"].item() + 0.25 * (
-        parts["labeled_bound"].item() + model.alpha * parts["classification"].item()), rel=1e-5)
+    assert loss.item() == pytest.approx(parts["unlabeled_bound"].item() + 0.25 * parts["labeled_bound"].item()
+                                        + 0.5 * model.alpha * parts["classification"].item(), rel=1e-5)
     loss_u, parts_u = model.loss(Batch(x, torch.full((6,), -1), x))  # no labeled image: same keys, zeros
     assert set(parts_u) == set(parts) and parts_u["classification"].item() == 0
 
@@ -241,9 +241,24 @@ def test_labeled_terms_weigh_by_the_labeled_share_of_the_training_split():
     data = model.prepare_data(synthetic_mnist(256))
     assert model.labeled_weight == pytest.approx(20 / 236)
     assert (data.train.y >= 0).sum().item() == 20
+    assert model.classification_weight == pytest.approx(20 / 236)
     default = tiny_m2(n_labels=20)
     default.prepare_data(synthetic_mnist(256))
-    assert default.labeled_weight == 1.0
+    assert default.labeled_weight == 1.0 and default.classification_weight == 1.0
+
+
+def test_bound_share_weighs_the_labeled_bound_by_its_share_and_the_classification_by_one():
+    """'bound-share': L(x, y) of the labeled draw carries N_l / N_u, α·(−log q(y|x)) carries 1."""
+    from fakes import synthetic_mnist
+
+    model = tiny_m2(n_labels=20, labeled_weight="bound-share")
+    model.prepare_data(synthetic_mnist(256))
+    assert model.labeled_weight == pytest.approx(20 / 236) and model.classification_weight == 1.0
+    x = (torch.rand(6, 1, 28, 28) > 0.5).float()
+    torch.manual_seed(3)
+    loss, parts = model.loss(Batch(x, torch.tensor([-1, -1, -1, 2, 7, -1]), x))
+    assert loss.item() == pytest.approx(parts["unlabeled_bound"].item() + 20 / 236 * parts["labeled_bound"].item()
+                                        + model.alpha * parts["classification"].item(), rel=1e-5)
 
 
 def test_labeled_every_k_puts_a_labeled_draw_in_about_one_step_in_k():
