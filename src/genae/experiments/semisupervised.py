@@ -133,7 +133,7 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
                     "images. M1's classifiers (genae.evaluate.classification): an RBF SVM on the labeled codes, and "
                     "label spreading over all training codes (transductive, like the paper's TSVM). M2 and M1+M2: "
                     f"{opts.epochs} epochs, learning rate {opts.lr} ({opts.lr_schedule}), {opts.precision}, KL weight "
-                    f"β = {opts.beta}; M1's VAE: "
+                    f"β = {opts.beta}, labeled weight '{opts.labeled_weight}'; M1's VAE: "
                     f"{opts.m1_epochs} epochs, fp32.")
     arrays = {}
     m2_keys = [k for k in runs if k.startswith("m2-")]
