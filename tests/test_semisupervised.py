@@ -254,8 +254,10 @@ def test_bound_share_weighs_the_labeled_bound_by_its_share_and_the_classificatio
     model = tiny_m2(n_labels=20, labeled_weight="bound-share")
     model.prepare_data(synthetic_mnist(256))
     assert model.labeled_weight == pytest.approx(20 / 236) and model.classification_weight == 1.0
+    every4 = tiny_m2(n_labels=20, labeled_weight="bound-share", labeled_every=4)
+    every4.prepare_data(synthetic_mnist(256))   # a draw in 1 step of 4 on average weighs 4 times more
+    assert every4.labeled_weight == pytest.approx(4 * 20 / 236) and every4.classification_weight == 1.0
     x = (torch.rand(6, 1, 28, 28) > 0.5).float()
-    torch.manual_seed(3)
     loss, parts = model.loss(Batch(x, torch.tensor([-1, -1, -1, 2, 7, -1]), x))
     assert loss.item() == pytest.approx(parts["unlabeled_bound"].item() + 20 / 236 * parts["labeled_bound"].item()
                                         + model.alpha * parts["classification"].item(), rel=1e-5)

@@ -23,15 +23,15 @@ With 100 labels (seed 0, bf16, 10 epochs) 'share' drifted to 56% validation erro
 bound sorts q(y|x) by something other than digits when the labels weigh 0.1 per step; 'batch'
 stays at 22–24% and reaches 18% by epoch 29 (it memorises the 100 labels by epoch 2).
 --labeled-weight bound-share: w = K·N_l / N_u on L (the labeled bound at its share, as in J^α) and 1
-on α·(−log q(y|x)) (the classifier's signal as in 'batch'):
+on α·(−log q(y|x)) (the classifier's signal as in 'batch'; the same loss as 'share' with α·N_u/(K·N_l)):
     mean over its unlabeled images of U + w · mean over its labeled images of L
       + α · mean over its labeled images of (−log q(y | x)).
 With 'batch' the generative model fits the 100 labeled images, seen every step: in M1+M2 (β 1,
 lr 3e-4, seed 0) their training bound fell from 72 to 63 nats over 50 epochs while the unlabeled and
 validation bounds rose, and the validation error turned up after epoch 27 (best 9.6%, test 11.0%);
-with 'bound-share' it fell steadily to 4.6% at epoch 57 (test 5.26%; 3 seeds, 60 epochs: 5.87 ± 0.85%,
-`genae run semisupervised --n-labels 100 --seeds 0 1 2 --models m1+m2 --labeled-weight bound-share
---epochs 60`). M2 on pixels gains less: β 3, lr 1e-3, seed 0, validation error at epoch 19 9.0%
+with 'bound-share' the validation error fell steadily to 4.6% at epoch 57 (test 5.26%; 3 seeds,
+60 epochs: 5.87 ± 0.85%, `genae run semisupervised --n-labels 100 --seeds 0 1 2 --models m1+m2
+--labeled-weight bound-share --epochs 60`). M2 on pixels gains less: β 3, lr 1e-3, seed 0, validation error 9.0% at epoch 19
 against 9.8% with 'batch' (`genae train m2 --n-labels 100 --seed 0 --epochs 20 --beta 3 --lr 1e-3
 --labeled-weight bound-share`: test 9.72% after 20 epochs).
 --labeled-every K: a step takes the labeled draw with probability 1/K only. The Pyro example's
@@ -62,8 +62,9 @@ dimensions, 15.9% with the 12; β = 10: 16.0%). With --labeled-weight batch, β 
 M1+M2: at β = 3, lr 1e-3 the validation error was lowest at epoch 5 (15.9%) and rose to 21% by
 epoch 50 (test 17.9%), while β = 1, lr 3e-4 with the 12 dimensions reached 9.6% at epoch 27 and
 rose after it (test 11.0%, seed 0, 50 epochs; 11.53 ± 0.67 over 3 seeds with all 50 dimensions and
-bf16 in the README). Both rises are the labeled images being memorised; --labeled-weight bound-share
-(above) removes them: 5.87 ± 0.85% over 3 seeds at β = 1.
+bf16 in the README). The β = 1 rise is the labeled images being memorised (their training bound falls
+while the validation bound rises, above); --labeled-weight bound-share removes it: 5.87 ± 0.85% over
+3 seeds (not tried at β = 3).
 
 Classification is argmax_y q(y | x); the engine keeps the weights of the epoch with the lowest
 validation error, so the test error reported is the one at the best validation epoch.
@@ -124,11 +125,11 @@ class M2Config(TrainConfig):
     sigma: Literal["exp", "softplus"] = "exp"
     """Encoder std: 'exp' σ = exp(½·logvar); 'softplus' σ = softplus(ρ)."""
     labeled_weight: Literal["batch", "share", "bound-share"] = "batch"
-    """Weight of the labeled terms per step: 'batch' 1 (as much as the unlabeled batch), 'share' N_l/N_u
-    (an unbiased estimate of the paper's objective; worse here), 'bound-share' N_l/N_u on the labeled
-    bound and 1 on the classification term (the generative model no longer memorises the labeled
-    images; M1+M2 at 100 labels, seed 0: 5.3% test error against 11.0% with 'batch'). See the module
-    docstring."""
+    """Weight of the labeled terms per step: 'batch' 1 (as much as the unlabeled batch), 'share' K·N_l/N_u
+    (K = --labeled-every; an unbiased estimate of the paper's objective; worse here), 'bound-share'
+    K·N_l/N_u on the labeled bound and 1 on the classification term (the generative model no longer
+    memorises the labeled images; M1+M2 at 100 labels, seed 0: 5.3% test error after 60 epochs against
+    11.0% with 'batch' after 50, which was rising after epoch 27). See the module docstring."""
     m1_run: Optional[str] = None
     """A trained `vae` run: M2 is trained on its latent space (M1+M2). None: on pixels (M2)."""
     m1_min_std: float = 0.1
