@@ -31,9 +31,9 @@ lr 3e-4, seed 0) their training bound fell from 72 to 63 nats over 50 epochs whi
 validation bounds rose, and the validation error turned up after epoch 27 (best 9.6%, test 11.0%);
 with 'bound-share' the validation error fell steadily to 4.6% at epoch 57 (test 5.26%; 3 seeds,
 60 epochs: 5.87 ± 0.85%, `genae run semisupervised --n-labels 100 --seeds 0 1 2 --models m1+m2
---labeled-weight bound-share --epochs 60`). M2 on pixels gains less: β 3, lr 1e-3, seed 0, validation error 9.0% at epoch 19
-against 9.8% with 'batch' (`genae train m2 --n-labels 100 --seed 0 --epochs 20 --beta 3 --lr 1e-3
---labeled-weight bound-share`: test 9.72% after 20 epochs).
+--labeled-weight bound-share --epochs 60`). M2 on pixels gains less: β 3, lr 1e-3, seed 0,
+validation error 9.0% at epoch 19 against 9.8% with 'batch' (`genae train m2 --n-labels 100 --seed 0
+--epochs 20 --beta 3 --lr 1e-3 --labeled-weight bound-share`: test 9.72% after 20 epochs).
 --labeled-every K: a step takes the labeled draw with probability 1/K only. The Pyro example's
 recipe is about --labeled-every 500 --labeled-batch 100 --batch-size 100 --alpha 46 (each label once
 per epoch, one large step that Adam turns into a burst of updates) with --activation softplus
