@@ -59,8 +59,9 @@ class SemiSupervisedOptions(TrainingOptions):
     """Labeled images drawn for every step."""
     beta: float = 1.0
     """Weight of M2's KL(q(z|x,y) ‖ p(z)) in training (1: the paper's bound; see `genae train m2 --help`),
-    for M2 and M1+M2 alike: 3 helps M2 on pixels, not M1+M2 with --labeled-weight batch (100 labels,
-    seed 0, 50 epochs: 17.9% test error at β 3, lr 1e-3 against 11.0% at β 1, lr 3e-4)."""
+    for M2 and M1+M2 alike: 3 helps M2 on pixels, not M1+M2 (100 labels, seed 0, 50 epochs, labeled
+    weight batch: 17.9% test error at β 3, lr 1e-3 against 11.0% at β 1, lr 3e-4; with bound-share, β 3
+    also rises after epoch 14)."""
     labeled_weight: Literal["batch", "share", "bound-share"] = "batch"
     """Weight of the labeled terms per step, for M2 and M1+M2 (see `genae train m2 --help`)."""
 
