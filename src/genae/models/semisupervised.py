@@ -67,6 +67,14 @@ while the validation bound rises, above); --labeled-weight bound-share removes i
 3 seeds. The β = 3 rise is not memorisation: with bound-share, β = 3, lr 3e-4 the validation error was
 lowest at epoch 14 (14.4%) and rose to 17.3% by epoch 31 (seed 0; `genae train m2 --m1-run M1
 --n-labels 100 --seed 0 --epochs 40 --lr 3e-4 --beta 3 --labeled-weight bound-share`, stopped there).
+With bound-share and β = 1 the learning rate sets the pace: 120 epochs at lr 3e-4 gave 4.61 ± 0.49%
+(best epochs 113–117, still falling), while 20-epoch probes at lr 1e-3 (seed 0, `genae train m2
+--m1-run M1 --n-labels 100 --seed 0 --epochs 20 --lr 1e-3 --labeled-weight W`) reached a validation
+error of 5.47% with W = bound-share, 5.43% with W = share and 5.12% with bound-share and --alpha 5,
+against 9.27% at epoch 20 with lr 3e-4. 'share' is Kingma et al.'s own weighting (their code puts
+N_l/M labeled and N_u/M unlabeled images in each of M minibatches and weighs log q(y|x) by α·N/N_l),
+so on M1's codes the classification weight matters little (on pixels, the 10-epoch 'share' probe
+above drifted).
 
 Classification is argmax_y q(y | x); the engine keeps the weights of the epoch with the lowest
 validation error, so the test error reported is the one at the best validation epoch.
