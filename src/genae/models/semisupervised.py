@@ -74,10 +74,9 @@ error of 5.47% with W = bound-share, 5.43% with W = share and 5.12% with bound-s
 against 9.27% at epoch 20 with lr 3e-4; over 3 seeds, 60 epochs at lr 1e-3 gave 4.51 ± 0.08%
 (`genae run semisupervised --n-labels 100 --seeds 0 1 2 --models m1+m2 --labeled-weight bound-share
 --epochs 60 --lr 1e-3`; best validation epochs 50–57; with --lr-schedule cosine, seed 0: 4.70%
-against 4.46%). 'share' is Kingma et al.'s own weighting
-(their code puts N_l/M labeled and N_u/M unlabeled images in each of M minibatches and weighs
-log q(y|x) by α·N/N_l), so on M1's codes the classification weight matters little (on pixels, the
-10-epoch 'share' probe above drifted).
+against 4.46%). 'share' is Kingma et al.'s own weighting (their code puts N_l/M labeled and N_u/M
+unlabeled images in each of M minibatches and weighs log q(y|x) by α·N/N_l), so on M1's codes the
+classification weight matters little (on pixels, the 10-epoch 'share' probe above drifted).
 
 Classification is argmax_y q(y | x); the engine keeps the weights of the epoch with the lowest
 validation error, so the test error reported is the one at the best validation epoch.
