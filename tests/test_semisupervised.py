@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -210,6 +211,17 @@ def test_recipe_schedule_and_precision_reach_m2_and_m1_m2_configs():
         assert (config.lr_schedule, config.precision) == ("cosine", "bf16")
     assert (m1_config(opts).lr_schedule, m1_config(opts).precision) == ("constant", "fp32")  # M1 shared by all
     assert m2_config(SemiSupervisedOptions(), 100, 0).precision == "fp32"
+
+
+def test_m1_beta_reaches_m1s_vae_and_names_a_different_run_while_the_default_keeps_the_old_one():
+    from genae.experiments.common import run_dir_for
+    from genae.experiments.semisupervised import SemiSupervisedOptions, m1_config
+
+    default, half = m1_config(SemiSupervisedOptions()), m1_config(SemiSupervisedOptions(m1_beta=0.5))
+    assert (default.beta, half.beta) == (1.0, 0.5)
+    assert run_dir_for(Path("r"), "vae", default, "m1-z50") == run_dir_for(Path("r"), "vae", VAEConfig(
+        dim_z=50, n_hidden=500, n_layers=2, epochs=100, lr=1e-3, seed=0), "m1-z50")   # runs before --m1-beta
+    assert run_dir_for(Path("r"), "vae", half, "m1-z50") != run_dir_for(Path("r"), "vae", default, "m1-z50")
 
 
 def test_m1_classifiers_on_two_clusters_and_label_spreading_uses_the_unlabeled_points():
