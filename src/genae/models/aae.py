@@ -91,8 +91,8 @@ class AAEConfig(TrainConfig):
     input_noise: float = 0.0
     """Std of Gaussian noise added to the encoder's [-1, 1] input in training (the seed's --noise: 0.6).
     It does not stop the semi-supervised classifier memorising 100 labels (labeled cross-entropy below
-    0.03 from epoch 2 with or without it): lowest validation error in 10 epochs (seed 0, z 10, fp32) 8.27% with 0,
-    10.60% with 0.3, 9.34% with 0.6."""
+    0.03 from epoch 2 with or without it): lowest validation error in 10 epochs (seed 0, z 10, fp32)
+    8.27% with 0, 10.60% with 0.3, 9.34% with 0.6."""
     dropout: float = 0.0
     """Drop probability after every hidden layer of encoder and decoder (the seed's keep prob. 1.0 = 0)."""
     adam_beta1: float = 0.5
