@@ -89,9 +89,10 @@ Over 3 seeds, 60 epochs at B = 0.25 gave 3.20 ± 0.16% test error (3.28 / 3.31 /
 --models m1 m1+m2 --labeled-weight bound-share --epochs 60 --lr 1e-3 --m1-beta 0.25`).
 On these codes M2's own options change little or hurt. 30-epoch probes (100 labels, seed 0;
 `genae train m2 --m1-run M1 --n-labels 100 --seed 0 --epochs 30 --lr 1e-3 --labeled-weight
-bound-share` plus one option), lowest validation error within 30 epochs: as above 3.25%; M1 at
+bound-share` plus one option), lowest validation error within 30 epochs: no option 3.25%; M1 at
 B = 0.1 3.19%; --dim-z 10 3.22%; --alpha 200 3.33% (slower, still falling); --alpha 5 4.21%;
---n-layers 2 6.45%; --beta 2 13.7% at epoch 5, then 17% (as β = 3 on the B = 1 codes above). The validation error of the 60-epoch runs stays at 3.1–3.4% from epoch 25 on.
+--n-layers 2 6.45%; --beta 2 13.7% at epoch 5, then 17% (as β = 3 on the B = 1 codes above). The
+validation error of the 60-epoch runs stays at 3.1–3.4% from epoch 25 on.
 
 Classification is argmax_y q(y | x); the engine keeps the weights of the epoch with the lowest
 validation error, so the test error reported is the one at the best validation epoch.
