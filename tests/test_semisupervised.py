@@ -120,9 +120,10 @@ def test_m2_trains_keeps_the_best_validation_epoch_and_reports_its_test_error(tm
     assert json.loads((out / "eval.json").read_text())["n_labels"] == 20
 
 
-def test_m1_plus_m2_trains_on_a_frozen_m1(tmp_path, fake_data):
-    m1_dir, _ = train_run("vae", VAEConfig(dim_z=5, n_hidden=32, epochs=1, limit=200, data_dir=fake_data),
-                          tmp_path / "m1", device="cpu", quiet=True)
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_m1_plus_m2_trains_on_a_frozen_m1(tmp_path, fake_data, arch):
+    m1_dir, _ = train_run("vae", VAEConfig(dim_z=5, n_hidden=32, arch=arch, epochs=1, limit=200,
+                                           data_dir=fake_data), tmp_path / "m1", device="cpu", quiet=True)
     config = M2Config(dim_z=3, n_hidden=16, n_labels=20, labeled_batch=10, epochs=1, limit=200,
                       data_dir=fake_data, m1_run=str(m1_dir))
     out, history = train_run("m2", config, tmp_path / "m1m2", device="cpu", quiet=True)
@@ -211,6 +212,13 @@ def test_recipe_schedule_and_precision_reach_m2_and_m1_m2_configs():
         assert (config.lr_schedule, config.precision) == ("cosine", "bf16")
     assert (m1_config(opts).lr_schedule, m1_config(opts).precision) == ("constant", "fp32")  # M1 shared by all
     assert m2_config(SemiSupervisedOptions(), 100, 0).precision == "fp32"
+
+
+def test_recipe_m1_arch_reaches_m1s_config():
+    from genae.experiments.semisupervised import SemiSupervisedOptions, m1_config
+
+    assert m1_config(SemiSupervisedOptions()).arch == "mlp"   # Kingma et al.'s M1 stays the default
+    assert m1_config(SemiSupervisedOptions(m1_arch="conv")).arch == "conv"
 
 
 def test_m1_beta_reaches_m1s_vae_and_names_a_different_run_while_the_default_keeps_the_old_one():
