@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from genae.experiments.common import RecipeOptions, RecipeResult, recipe_start, run_dir_for, trained  # noqa: E402
 from genae.models.registry import load  # noqa: E402
 from genae.models.vae import VAEConfig  # noqa: E402
+from genae.nets import Architecture  # noqa: E402
 from genae.plots.latent import encoded_means  # noqa: E402
 from genae.plots.sweep import SweepRow, save_sweep  # noqa: E402
 from genae.train.engine import TrainingDiverged, evaluate, read_metrics  # noqa: E402
@@ -40,7 +41,7 @@ class BetaOptions(RecipeOptions):
     """KL weights: 0 (reconstruction only), seed 001's 12 in its row-sum convention, the ELBO, 12, 200."""
     model: Literal["vae", "cvae"] = "vae"
     """Model (seed 001's β figures show the plain VAE's 2-D latent space)."""
-    arch: Literal["mlp", "fc3", "cnn2", "cnn3", "conv"] = "mlp"
+    arch: Architecture = "mlp"
     """Encoder/decoder (seed 001's VAE: two fully connected hidden layers)."""
     dim_z: int = 2
     """Latent dimensions (2: the latent space is drawn as it is; more: t-SNE is not used here)."""

@@ -23,7 +23,7 @@ from genae.evaluate import EVAL_FILE, evaluate_run
 from genae.experiments.common import RecipeOptions, RecipeResult, Report, recipe_start, trained
 from genae.models.registry import load
 from genae.models.vae import VAEConfig
-from genae.nets import count_parameters
+from genae.nets import Architecture, count_parameters
 from genae.plots.grids import save_panels
 from genae.plots.latent import encoded_means, save_latent
 from genae.train.engine import VALIDATION_SEED, read_metrics
@@ -33,7 +33,7 @@ from genae.train.engine import VALIDATION_SEED, read_metrics
 class ArchitectureOptions(RecipeOptions):
     out: Path = Path("runs/seed002")
     """Root folder: architectures/ (figures, results.json, report.md) and models/ (the runs)."""
-    archs: tuple[Literal["mlp", "fc3", "cnn2", "cnn3", "conv"], ...] = ("fc3", "cnn2", "cnn3", "conv")
+    archs: tuple[Architecture, ...] = ("fc3", "cnn2", "cnn3", "conv")
     """Architectures to compare (see `genae train vae --dry-run`)."""
     models: tuple[Literal["vae", "cvae"], ...] = ("vae", "cvae")
     """Models trained with each architecture."""

@@ -27,6 +27,7 @@ from genae.experiments.common import RecipeResult, Report, TrainingOptions, reci
 from genae.models.registry import load
 from genae.models.semisupervised import M2Config
 from genae.models.vae import VAEConfig
+from genae.nets import Architecture
 from genae.plots.grids import save_grid
 from genae.train.engine import read_metrics
 
@@ -59,7 +60,7 @@ class SemiSupervisedOptions(TrainingOptions):
     the image in more dimensions (19 of 50 at 0.25, 12 at 1), at the price of a looser bound, and M1+M2
     classifies better: with --labeled-weight bound-share --lr 1e-3, 60 epochs, 100 labels, 3 seeds,
     3.20 ± 0.16% test error at 0.25 against 4.51 ± 0.08% at 1."""
-    m1_arch: Literal["mlp", "fc3", "cnn2", "cnn3", "conv"] = "mlp"
+    m1_arch: Architecture = "mlp"
     """Encoder/decoder of M1's VAE (see `genae train vae --help`): mlp, Kingma et al.'s 500-500, or a
     convolutional one, e.g. conv (2 convolutions, 3 transposed). M1+M2 with --m1-arch conv --m1-epochs 30
     --m1-beta 0.25, --labeled-weight bound-share --lr 1e-3, 60 epochs, 100 labels, 3 seeds: 2.27 ± 0.09%

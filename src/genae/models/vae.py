@@ -20,7 +20,7 @@ import torch
 from torch.distributions import kl_divergence
 
 from genae.models.base import N_CLASSES, Batch, Model, one_hot
-from genae.nets import bernoulli_image, build_networks, diagonal_gaussian, standard_normal
+from genae.nets import Architecture, bernoulli_image, build_networks, diagonal_gaussian, standard_normal
 from genae.train.config import TrainConfig
 from genae.train.engine import Phase, adam
 
@@ -33,7 +33,7 @@ class VAEConfig(TrainConfig):
     """Units in each hidden layer of encoder and decoder."""
     n_layers: int = 2
     """Hidden layers in encoder and decoder (1 with --n-hidden 400 is pytorch/examples' VAE)."""
-    arch: Literal["mlp", "fc3", "cnn2", "cnn3", "conv"] = "mlp"
+    arch: Architecture = "mlp"
     """Encoder/decoder: mlp (--n-layers × --n-hidden), fc3 (seed 002's 3 FC layers), cnn2 / cnn3
     (seed 002's 2 or 3 stride-2 convolutions + 1 FC), conv (seed 001's CVAE: 2 convolutions, 3
     transposed); the CNNs ignore --n-hidden. `--dry-run` prints their parameter counts."""

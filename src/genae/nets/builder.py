@@ -24,13 +24,16 @@ Architectures (`--arch`; the CNNs are in genae.nets.conv):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_SIZE = 28 * 28
-ARCHITECTURES = ("mlp", "fc3", "cnn2", "cnn3", "conv")
+Architecture = Literal["mlp", "fc3", "cnn2", "cnn3", "conv"]
+"""Encoder/decoder families of the one builder (`build_networks`); the CNNs are in genae.nets.conv."""
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 
 
 def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU, dropout: float = 0.0) -> nn.Sequential:
