@@ -1,5 +1,6 @@
 """Kingma et al.'s M2 and M1+M2: the unlabeled bound, the labeled subsets, training and selection."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -47,6 +48,28 @@ def test_forward_each_condition_equals_one_forward_per_condition():
     x, labels = torch.rand(4, 1, 28, 28), torch.eye(10)
     each = enc.forward_each(x, labels)
     assert each.shape == (10, 4, 6)
+    for k in range(10):
+        torch.testing.assert_close(each[k], enc(x, labels[k].expand(4, 10)), rtol=1e-5, atol=1e-5)
+
+
+def test_forward_each_computes_a_cnns_features_once_for_every_condition(monkeypatch):
+    """A CNN's body is one linear layer: its convolutions and the product with their 3136 features run
+    once for all ten labels (only the label's part per label), with the same result."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def products(fn):   # FLOPs of matrix products, convolutions left out
+        with FlopCounterMode(display=False) as counter:
+            out = fn()
+        return out, sum(n for op, n in counter.get_flop_counts()["Global"].items() if "mm" in str(op))
+
+    enc, _ = build_networks("conv", dim_z=3, cond_dim=10)
+    x, labels = torch.rand(4, 1, 28, 28), torch.eye(10)
+    calls = []
+    enc.features.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    each, each_flops = products(lambda: enc.forward_each(x, labels))
+    _, one_flops = products(lambda: enc(x, labels[0].expand(4, 10)))
+    assert calls[:1] == [4] and each.shape == (10, 4, 6)
+    assert each_flops < 1.5 * one_flops   # not ten times
     for k in range(10):
         torch.testing.assert_close(each[k], enc(x, labels[k].expand(4, 10)), rtol=1e-5, atol=1e-5)
 
@@ -306,6 +329,34 @@ def test_labeled_every_k_puts_a_labeled_draw_in_about_one_step_in_k():
     steps = labeled_steps(10)
     assert 20 <= sum(steps) <= 60          # binomial(400, 0.1): mean 40, sd 6
     assert labeled_steps(10) == steps      # same RNG state, same steps (a resumed run draws the same)
+
+
+def test_m2_arch_builds_a_convolutional_classifier_and_encoder_and_keeps_the_mlp_decoder(tmp_path, fake_data):
+    model = tiny_m2(arch="conv")
+    for net in (model.classifier, model.encoder):
+        assert any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.decoder.modules())
+    x = (torch.rand(5, 1, 28, 28) > 0.5).float()
+    assert model.classify_logits(x).shape == (5, 10) and model.unlabeled_bound(x, x).shape == (5,)
+    config = M2Config(arch="cnn2", dim_z=3, n_hidden=16, n_labels=20, labeled_batch=10, epochs=1, limit=200,
+                      data_dir=fake_data)
+    out, history = train_run("m2", config, tmp_path / "m2-cnn2", device="cpu", quiet=True)
+    assert math.isfinite(history[-1]["train"]["m2"]["loss"])
+    assert load(out).config.arch == "cnn2"   # the saved run rebuilds the same networks
+    with pytest.raises(ValueError, match="--arch conv is for M2 on pixels"):
+        tiny_m2(arch="conv", m1_run=str(tmp_path / "any-m1"))
+
+
+def test_m2_arch_names_a_new_run_only_when_set():
+    """Runs named before --arch existed keep their names (m2-m2-n100-9d9a26ca is the name the recipe's
+    default M2 config had then); another architecture names another run."""
+    from genae.experiments.common import run_dir_for
+    from genae.experiments.semisupervised import SemiSupervisedOptions, m2_config
+
+    default = m2_config(SemiSupervisedOptions(), 100, 0)
+    assert run_dir_for(Path("r"), "m2", default, "m2-n100").name == "m2-m2-n100-9d9a26ca"
+    conv = dataclasses.replace(default, arch="conv")
+    assert run_dir_for(Path("r"), "m2", conv, "m2-n100") != run_dir_for(Path("r"), "m2", default, "m2-n100")
 
 
 def test_softplus_activation_and_option_errors():

@@ -8,6 +8,7 @@ same training settings share one run, and a rerun (or a killed run) resumes inst
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -74,8 +75,13 @@ def recipe_start(opts: RecipeOptions, recipe: str, title: str) -> tuple[str, "Re
 
 
 def run_dir_for(root: Path, name: str, config: TrainConfig, tag: str = "") -> Path:
-    """A run directory named by what it holds and a hash of its whole config."""
-    digest = hashlib.sha256(json.dumps(config_to_dict(config, name), sort_keys=True).encode()).hexdigest()[:8]
+    """A run directory named by what it holds and a hash of its whole config (less the options of
+    `named_only_when_set` that are at their default)."""
+    values, defaults = config_to_dict(config, name), {f.name: f.default for f in dataclasses.fields(config)}
+    for key in config.named_only_when_set:
+        if values[key] == defaults[key]:
+            del values[key]
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
     return Path(root) / "models" / f"{name}{f'-{tag}' if tag else ''}-{digest}"
 
 

@@ -111,7 +111,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -120,7 +120,7 @@ from torch.distributions import kl_divergence
 from genae.data.mnist import MNIST
 from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
 from genae.models.base import N_CLASSES, Batch, Model, one_hot
-from genae.nets import bernoulli_image, diagonal_gaussian, mlp, standard_normal
+from genae.nets import Architecture, bernoulli_image, build_networks, diagonal_gaussian, mlp, standard_normal
 from genae.nets.builder import IMAGE_SHAPE, IMAGE_SIZE, Decoder, Encoder
 from genae.train.config import TrainConfig
 from genae.train.engine import Phase, adam
@@ -156,6 +156,11 @@ class M2Config(TrainConfig):
     """Units per hidden layer of the classifier, encoder and decoder."""
     n_layers: int = 1
     """Hidden layers in each network (the paper's M2: one of 500 units)."""
+    arch: Architecture = "mlp"
+    """Classifier q(y|x) and encoder q(z|x,y) of M2 on pixels: 'mlp' (the paper's: --n-layers hidden layers
+    of --n-hidden units, --activation) or another family of the one builder (genae.nets.builder; the CNNs
+    are their convolutions then one linear layer, ReLU). The decoder p(x|y,z) stays the MLP. M2 only:
+    M1+M2's inputs are M1's codes, not images."""
     sigma: Literal["exp", "softplus"] = "exp"
     """Encoder std: 'exp' σ = exp(½·logvar); 'softplus' σ = softplus(ρ)."""
     labeled_weight: Literal["batch", "share", "bound-share"] = "batch"
@@ -172,6 +177,8 @@ class M2Config(TrainConfig):
     dimensions (posterior collapse: q(z1|x) ≈ N(0, 1)) reach the classifier and encoder as 0, and
     p(z1|y, z2) models them as N(0, 1), M1's prior."""
 
+    named_only_when_set: ClassVar[tuple[str, ...]] = ("arch",)
+
 
 class M2(Model):
     """M2, or M1+M2 with --m1-run; see the module docstring."""
@@ -187,12 +194,20 @@ class M2(Model):
             raise ValueError(f"--beta {config.beta}: a KL weight must be >= 0")
         if not 0 <= config.adam_beta1 < 1:
             raise ValueError(f"--adam-beta1 {config.adam_beta1}: must be in [0, 1)")
+        if config.m1_run and config.arch != "mlp":
+            raise ValueError(f"--arch {config.arch} is for M2 on pixels; with --m1-run M2's inputs are M1's codes "
+                             "(choose M1's architecture when training M1)")
         self.m1 = _frozen_m1(config.m1_run) if config.m1_run else None
         size = self.m1.config.dim_z if self.m1 is not None else IMAGE_SIZE
         hidden = [config.n_hidden] * config.n_layers
         act = {"relu": torch.nn.ReLU, "softplus": torch.nn.Softplus}[config.activation]
-        self.classifier = mlp([size, *hidden, N_CLASSES], act)
-        self.encoder = Encoder(mlp([size + N_CLASSES, *hidden, 2 * config.dim_z], act), N_CLASSES)
+        if config.arch == "mlp":
+            self.classifier = mlp([size, *hidden, N_CLASSES], act)
+            self.encoder = Encoder(mlp([size + N_CLASSES, *hidden, 2 * config.dim_z], act), N_CLASSES)
+        else:
+            sizes = dict(dim_z=config.dim_z, n_hidden=config.n_hidden)
+            self.classifier = build_networks(config.arch, **sizes, enc_out=N_CLASSES)[0]
+            self.encoder = build_networks(config.arch, **sizes, cond_dim=N_CLASSES)[0]
         out = (2 * size,) if self.m1 is not None else IMAGE_SHAPE
         out_size = 2 * size if self.m1 is not None else IMAGE_SIZE
         self.decoder = Decoder(mlp([config.dim_z + N_CLASSES, *hidden, out_size], act), N_CLASSES, out_shape=out)
@@ -245,7 +260,7 @@ class M2(Model):
         return diagonal_gaussian(out * self.m1_active.repeat(2), "exp")
 
     def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(x.flatten(1))
+        return self.classifier(x if isinstance(self.classifier, Encoder) else x.flatten(1))
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """q(z | x, y); without y, the classifier's guess is used."""

@@ -72,19 +72,19 @@ class Encoder(nn.Module):
     def forward_each(self, x: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         """The output for every image under every condition: C×B×out for C conditions (C×cond_dim).
 
-        When the body starts with a linear layer, W·[h, c] + b = (W_h·h + b) + W_c·c, so the image
-        part is computed once and only the condition part per condition (M2 sums its bound over
-        the ten labels of each unlabeled image: the 784-wide product once instead of ten times).
+        When the body is or starts with a linear layer, W·[h, c] + b = (W_h·h + b) + W_c·c, so the
+        image part (and the features: a CNN's convolutions) is computed once and only the condition
+        part per condition (M2 sums its bound over the ten labels of each unlabeled image: the
+        784-wide product once instead of ten times).
         """
         h = self.features(x)
-        first = self.body[0] if isinstance(self.body, nn.Sequential) else None
+        first, rest = (self.body[0], self.body[1:]) if isinstance(self.body, nn.Sequential) else (self.body, nn.Identity())
         if not isinstance(first, nn.Linear):
             c = conditions[:, None, :].expand(len(conditions), len(h), conditions.shape[-1])
             both = torch.cat([h.expand(len(conditions), *h.shape), c], dim=-1)
             return self.body(both.reshape(-1, both.shape[-1])).view(len(conditions), len(h), -1)
         w_h, w_c = first.weight[:, :h.shape[-1]], first.weight[:, h.shape[-1]:]
         pre = nn.functional.linear(h, w_h, first.bias)[None] + nn.functional.linear(conditions, w_c)[:, None]
-        rest = self.body[1:]
         return rest(pre.reshape(-1, pre.shape[-1])).view(len(conditions), len(h), -1)
 
 

