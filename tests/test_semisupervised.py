@@ -226,13 +226,13 @@ def test_semisupervised_recipe_tables_every_model_over_seeds(tmp_path, fake_data
         semisupervised(SemiSupervisedOptions(out=tmp_path, data_dir=fake_data, n_labels=(15,)))
 
 
-def test_recipe_schedule_and_precision_reach_m2_and_m1_m2_configs():
+def test_recipe_schedule_precision_and_network_sizes_reach_m2_and_m1_m2_configs():
     from genae.experiments.semisupervised import SemiSupervisedOptions, m1_config, m2_config
 
-    opts = SemiSupervisedOptions(lr_schedule="cosine", precision="bf16")
+    opts = SemiSupervisedOptions(lr_schedule="cosine", precision="bf16", n_layers=2, dim_z=10)
     for m1_run in (None, "runs/m1"):
         config = m2_config(opts, 100, 0, m1_run)
-        assert (config.lr_schedule, config.precision) == ("cosine", "bf16")
+        assert (config.lr_schedule, config.precision, config.n_layers, config.dim_z) == ("cosine", "bf16", 2, 10)
     assert (m1_config(opts).lr_schedule, m1_config(opts).precision) == ("constant", "fp32")  # M1 shared by all
     assert m2_config(SemiSupervisedOptions(), 100, 0).precision == "fp32"
 

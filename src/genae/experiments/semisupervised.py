@@ -77,6 +77,11 @@ class SemiSupervisedOptions(TrainingOptions):
     also rises after epoch 14)."""
     labeled_weight: Literal["batch", "share", "bound-share"] = "batch"
     """Weight of the labeled terms per step, for M2 and M1+M2 (see `genae train m2 --help`)."""
+    n_layers: int = 1
+    """Hidden layers of 500 units in each of M2's networks (classifier, encoder, decoder), for M2 and M1+M2
+    (1: Kingma et al.'s M2). On pixels 2 learn faster: see `genae.models.semisupervised`."""
+    dim_z: int = 50
+    """Dimensions of M2's style z (Kingma et al.: 50), for M2 and M1+M2."""
 
 
 def m1_config(opts: SemiSupervisedOptions) -> VAEConfig:
@@ -86,7 +91,7 @@ def m1_config(opts: SemiSupervisedOptions) -> VAEConfig:
 
 def m2_config(opts: SemiSupervisedOptions, n: int, seed: int, m1_run: Path | None = None) -> M2Config:
     return M2Config(n_labels=n, seed=seed, epochs=opts.epochs, lr=opts.lr, labeled_batch=opts.labeled_batch,
-                    beta=opts.beta, labeled_weight=opts.labeled_weight,
+                    beta=opts.beta, labeled_weight=opts.labeled_weight, n_layers=opts.n_layers, dim_z=opts.dim_z,
                     lr_schedule=opts.lr_schedule, precision=opts.precision, data_dir=opts.data_dir,
                     limit=opts.limit, m1_run=None if m1_run is None else str(m1_run))
 
@@ -147,7 +152,8 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
                     "images. M1's classifiers (genae.evaluate.classification): an RBF SVM on the labeled codes, and "
                     "label spreading over all training codes (transductive, like the paper's TSVM). M2 and M1+M2: "
                     f"{opts.epochs} epochs, learning rate {opts.lr} ({opts.lr_schedule}), {opts.precision}, KL weight "
-                    f"β = {opts.beta}, labeled weight '{opts.labeled_weight}'; M1's VAE: "
+                    f"β = {opts.beta}, labeled weight '{opts.labeled_weight}', {opts.n_layers} hidden layer(s) of 500, "
+                    f"z {opts.dim_z}; M1's VAE: "
                     f"{opts.m1_arch}, {opts.m1_epochs} epochs, KL weight β = {opts.m1_beta}, fp32.")
     arrays = {}
     m2_keys = [k for k in runs if k.startswith("m2-")]
