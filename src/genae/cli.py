@@ -77,9 +77,14 @@ def dry_run_report(name: str, config) -> str:
     from genae.models.registry import build as build_model
     from genae.nets import count_parameters
 
+    from genae.models.vae import VAEConfig
+
     model = build_model(name, config)
     lines = [f"{name}: {count_parameters(model):,} parameters"]
-    if hasattr(config, "arch"):
+    if not isinstance(config, VAEConfig):   # the tables below describe the VAE family's encoder/decoder pairs
+        parts = [(part, count_parameters(net)) for part, net in model.named_children()]
+        lines += [f"  {part}: {n:,}" for part, n in parts if n]
+    else:
         from genae.nets.summary import architecture_table, layer_table
 
         cond = 10 if getattr(model, "conditional", False) else 0

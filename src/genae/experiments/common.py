@@ -74,14 +74,18 @@ def recipe_start(opts: RecipeOptions, recipe: str, title: str) -> tuple[str, "Re
             data.head(opts.limit) if opts.limit else data)
 
 
+def run_identity(values: dict, config: TrainConfig) -> dict:
+    """A run's config.json values less the options of `config.named_only_when_set` at their default
+    (absent from runs saved before those options existed): what names a run and what a shorter run
+    must share."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    return {k: v for k, v in values.items() if not (k in config.named_only_when_set and v == defaults[k])}
+
+
 def run_dir_for(root: Path, name: str, config: TrainConfig, tag: str = "") -> Path:
-    """A run directory named by what it holds and a hash of its whole config (less the options of
-    `named_only_when_set` that are at their default)."""
-    values, defaults = config_to_dict(config, name), {f.name: f.default for f in dataclasses.fields(config)}
-    for key in config.named_only_when_set:
-        if values[key] == defaults[key]:
-            del values[key]
-    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
+    """A run directory named by what it holds and a hash of its whole config (see `run_identity`)."""
+    identity = run_identity(config_to_dict(config, name), config)
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     return Path(root) / "models" / f"{name}{f'-{tag}' if tag else ''}-{digest}"
 
 
@@ -115,19 +119,20 @@ def trained(root: Path, name: str, config: TrainConfig, *, tag: str = "", device
 
 def shorter_run(root: Path, name: str, config: TrainConfig) -> Path | None:
     """The finished run under root/models with the longest budget below config.epochs whose
-    config.json is otherwise the same (same keys: a run from before an option existed never
-    matches), or None. Only for a constant learning rate without early stopping: the engine seeds
+    config.json is otherwise the same (same keys, less `run_identity`'s: a run from before any other
+    option existed never matches), or None. Only for a constant learning rate without early stopping: the engine seeds
     each epoch from (seed, epoch), so training on from its last checkpoint gives the weights a run of
     config.epochs from scratch would (bit-equal on the same CPU; a run trained on another device
     continues from its own weights)."""
     if config.lr_schedule != "constant" or config.patience:
         return None
-    wanted = json.loads(json.dumps(config_to_dict(config, name)))
+    wanted = run_identity(json.loads(json.dumps(config_to_dict(config, name))), config)
     found: list[tuple[int, Path]] = []
     for path in sorted((Path(root) / "models").glob("*/config.json")):
         try:
             stored = json.loads(path.read_text())
-            if (stored.get("epochs", config.epochs) < config.epochs and {**stored, "epochs": config.epochs} == wanted
+            same = run_identity({**stored, "epochs": config.epochs}, config) == wanted
+            if (stored.get("epochs", config.epochs) < config.epochs and same
                     and is_finished(path.parent) and not read_metadata(path.parent / CHECKPOINT_FILE).get("stopped")):
                 found.append((stored["epochs"], path.parent))
         except Exception:  # noqa: BLE001 - a damaged or foreign folder is not a candidate

@@ -79,7 +79,8 @@ class SemiSupervisedOptions(TrainingOptions):
     """Weight of the labeled terms per step, for M2 and M1+M2 (see `genae train m2 --help`)."""
     n_layers: int = 1
     """Hidden layers of 500 units in each of M2's networks (classifier, encoder, decoder), for M2 and M1+M2
-    (1: Kingma et al.'s M2). On pixels 2 learn faster: see `genae.models.semisupervised`."""
+    (1: Kingma et al.'s M2). On pixels 2 learn faster; on M1's codes 2 did worse (30-epoch probe, 100 labels:
+    6.45% validation error against 3.25%); see `genae.models.semisupervised`."""
     dim_z: int = 50
     """Dimensions of M2's style z (Kingma et al.: 50), for M2 and M1+M2."""
 
@@ -152,8 +153,8 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
                     "images. M1's classifiers (genae.evaluate.classification): an RBF SVM on the labeled codes, and "
                     "label spreading over all training codes (transductive, like the paper's TSVM). M2 and M1+M2: "
                     f"{opts.epochs} epochs, learning rate {opts.lr} ({opts.lr_schedule}), {opts.precision}, KL weight "
-                    f"β = {opts.beta}, labeled weight '{opts.labeled_weight}', {opts.n_layers} hidden layer(s) of 500, "
-                    f"z {opts.dim_z}; M1's VAE: "
+                    f"β = {opts.beta}, labeled weight '{opts.labeled_weight}', {opts.n_layers} hidden layer(s) of "
+                    f"500, z {opts.dim_z}; M1's VAE: "
                     f"{opts.m1_arch}, {opts.m1_epochs} epochs, KL weight β = {opts.m1_beta}, fp32.")
     arrays = {}
     m2_keys = [k for k in runs if k.startswith("m2-")]

@@ -72,13 +72,14 @@ class Encoder(nn.Module):
     def forward_each(self, x: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         """The output for every image under every condition: C×B×out for C conditions (C×cond_dim).
 
-        When the body is or starts with a linear layer, W·[h, c] + b = (W_h·h + b) + W_c·c, so the
-        image part (and the features: a CNN's convolutions) is computed once and only the condition
+        The features (a CNN's convolutions) are computed once. When the body is or starts with a linear
+        layer, W·[h, c] + b = (W_h·h + b) + W_c·c, so its image part is too, and only the condition
         part per condition (M2 sums its bound over the ten labels of each unlabeled image: the
-        784-wide product once instead of ten times).
+        784-wide product of an MLP, 3136-wide of conv, once instead of ten times).
         """
         h = self.features(x)
-        first, rest = (self.body[0], self.body[1:]) if isinstance(self.body, nn.Sequential) else (self.body, nn.Identity())
+        sequential = isinstance(self.body, nn.Sequential)
+        first, rest = (self.body[0], self.body[1:]) if sequential else (self.body, nn.Identity())
         if not isinstance(first, nn.Linear):
             c = conditions[:, None, :].expand(len(conditions), len(h), conditions.shape[-1])
             both = torch.cat([h.expand(len(conditions), *h.shape), c], dim=-1)
