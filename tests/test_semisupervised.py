@@ -389,9 +389,10 @@ def test_softplus_activation_and_option_errors():
         assert not any(isinstance(m, torch.nn.ReLU) for m in net.modules())
     assert not any(isinstance(m, torch.nn.Softplus) for m in tiny_m2().modules())
     for option, kwargs in (("--labeled-every 0", {"labeled_every": 0}), ("--labeled-batch 0", {"labeled_batch": 0}),
-                           ("--adam-beta1 1.0", {"adam_beta1": 1.0})):
+                           ("--adam-beta1 1.0", {"adam_beta1": 1.0}), ("--dim-z 0", {"dim_z": 0}),
+                           ("--n-layers 0", {"n_layers": 0})):
         with pytest.raises(ValueError, match=option):
-            tiny_m2(**kwargs)
+            M2(M2Config(**kwargs))   # rejected before any network is built
 
 
 def test_beta_weighs_the_z_kl_in_the_training_loss_only(monkeypatch):

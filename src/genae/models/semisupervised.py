@@ -197,7 +197,8 @@ class M2(Model):
 
     def __init__(self, config: M2Config):
         super().__init__(config)
-        for option, value in (("labeled-batch", config.labeled_batch), ("labeled-every", config.labeled_every)):
+        for option, value in (("labeled-batch", config.labeled_batch), ("labeled-every", config.labeled_every),
+                              ("dim-z", config.dim_z), ("n-hidden", config.n_hidden), ("n-layers", config.n_layers)):
             if value < 1:
                 raise ValueError(f"--{option} {value}: need at least 1")
         if not config.beta >= 0:
