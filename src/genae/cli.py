@@ -75,9 +75,8 @@ def train(model: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[Trai
 def dry_run_report(name: str, config) -> str:
     """The parameter tables `genae train MODEL --dry-run` prints."""
     from genae.models.registry import build as build_model
-    from genae.nets import count_parameters
-
     from genae.models.vae import VAEConfig
+    from genae.nets import count_parameters
 
     model = build_model(name, config)
     lines = [f"{name}: {count_parameters(model):,} parameters"]

@@ -120,10 +120,10 @@ def trained(root: Path, name: str, config: TrainConfig, *, tag: str = "", device
 def shorter_run(root: Path, name: str, config: TrainConfig) -> Path | None:
     """The finished run under root/models with the longest budget below config.epochs whose
     config.json is otherwise the same (same keys, less `run_identity`'s: a run from before any other
-    option existed never matches), or None. Only for a constant learning rate without early stopping: the engine seeds
-    each epoch from (seed, epoch), so training on from its last checkpoint gives the weights a run of
-    config.epochs from scratch would (bit-equal on the same CPU; a run trained on another device
-    continues from its own weights)."""
+    option existed never matches), or None. Only for a constant learning rate without early stopping:
+    the engine seeds each epoch from (seed, epoch), so training on from its last checkpoint gives the
+    weights a run of config.epochs from scratch would (bit-equal on the same CPU; a run trained on
+    another device continues from its own weights)."""
     if config.lr_schedule != "constant" or config.patience:
         return None
     wanted = run_identity(json.loads(json.dumps(config_to_dict(config, name))), config)

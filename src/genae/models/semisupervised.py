@@ -55,7 +55,7 @@ On pixels M2's networks matter more than on M1's codes (below). 10-epoch probes 
 `genae train m2 --n-labels 100 --seed 0 --epochs 10 --beta 3 --lr 1e-3` plus the options), validation
 error at epoch 10 (epoch 6): no option 12.39% (13.36%; the seed-0 run above, about 28 s per epoch);
 --n-layers 2 8.97% (9.85%; about 50 s per epoch), ahead of the 1-layer M2 at epoch 20 (9.61%);
---n-layers 3 — (12.06%; 72 s per epoch, stopped); --dim-z 10 10.30%; --n-layers 2 --dim-z 10 12.47% at
+--n-layers 3 stopped at epoch 6 (12.06%; 72 s per epoch); --dim-z 10 10.30%; --n-layers 2 --dim-z 10 12.47% at
 epoch 4 against 11.59% for --n-layers 2 alone, stopped; --arch conv (a convolutional classifier and
 encoder, the MLP decoder) 11.84%, at 52 s per epoch. Over 3 seeds, 30 epochs with --n-layers 2 gave
 6.12 ± 0.88% test error (6.54 / 6.70 / 5.11; best validation epoch 30 for each: still falling), as good as

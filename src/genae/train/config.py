@@ -47,7 +47,8 @@ class TrainConfig:
 
     named_only_when_set: ClassVar[tuple[str, ...]] = ()
     """Options added after recipes had named runs by a hash of the whole config: at their default they are
-    left out of the hash (genae.experiments.common.run_dir_for), so those runs keep their names."""
+    left out of the hash and of the shorter-run comparison (genae.experiments.common.run_identity), so those
+    runs keep their names and can be trained on."""
 
 
 def check_config(config: TrainConfig) -> None:
