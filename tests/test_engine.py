@@ -91,6 +91,28 @@ def test_cosine_schedule_sets_each_epochs_rate():
     assert opt["toy"].param_groups[0]["lr"] == 0.01
 
 
+def test_a_held_rate_decays_along_a_half_cosine_over_the_last_epochs():
+    from genae.train.engine import set_learning_rate
+    model = Toy(ToyConfig(epochs=5, lr=0.01, lr_decay_epochs=2))
+    opt = {"toy": model.phases()[0].optimizer}
+    rates = []
+    for epoch in range(1, 6):
+        set_learning_rate(opt, model.config, epoch)
+        rates.append(opt["toy"].param_groups[0]["lr"])
+    assert rates == pytest.approx([0.01, 0.01, 0.01, 0.0075, 0.0025])   # cos(π/3) = 1/2, cos(2π/3) = −1/2
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(epochs=3, lr_decay_epochs=4), "--lr-decay-epochs 4: must be between 0 and --epochs \\(3\\)"),
+    (dict(epochs=3, lr_decay_epochs=-1), "--lr-decay-epochs -1"),
+    (dict(epochs=3, lr_decay_epochs=1, lr_schedule="cosine"), "--lr-schedule cosine has its own decay"),
+])
+def test_a_decay_no_run_can_follow_is_refused_by_name(changes, message):
+    from genae.train.config import check_config
+    with pytest.raises(ValueError, match=message):
+        check_config(ToyConfig(**changes))
+
+
 def test_process_settings_flush_subnormals_and_fix_the_malloc_threshold():
     import subprocess
     import sys

@@ -154,3 +154,29 @@ def test_a_longer_budget_trains_on_from_the_shorter_run_to_the_weights_of_a_fres
     assert len(lines) == 3 and lines[:2] == (first / "metrics.jsonl").read_text().splitlines()  # copied, not retrained
     a, b = load_file(str(extended / "checkpoint.safetensors")), load_file(str(fresh / "checkpoint.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_decay_trains_on_from_the_constant_rate_run_of_its_held_epochs(tmp_path, root):
+    from safetensors.torch import load_file
+
+    from genae.experiments.common import run_dir_for, shorter_run, trained
+    from genae.models.vae import VAEConfig
+
+    _, data_dir = root
+    held = VAEConfig(dim_z=2, n_hidden=16, epochs=2, limit=300, data_dir=data_dir)
+    decayed = VAEConfig(**{**vars(held), "epochs": 4, "lr_decay_epochs": 2})
+    first = trained(tmp_path / "a", "vae", held, device="cpu", quiet=True)
+    assert run_dir_for(tmp_path / "a", "vae", held) == first   # the option at its default leaves names alone
+    assert shorter_run(tmp_path / "a", "vae", decayed) == first
+    assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(decayed), "lr_decay_epochs": 3})) is None  # held 1
+    assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(decayed), "epochs": 5})) == first  # held 3
+    extended = trained(tmp_path / "a", "vae", decayed, device="cpu", quiet=True)
+    assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(decayed), "epochs": 6})) == first  # not the decayed run
+    fresh = trained(tmp_path / "b", "vae", decayed, device="cpu", quiet=True)
+    a, b = load_file(str(extended / "checkpoint.safetensors")), load_file(str(fresh / "checkpoint.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lines = (extended / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and lines[:2] == (first / "metrics.jsonl").read_text().splitlines()  # copied, not retrained
+    constant = trained(tmp_path / "c", "vae", VAEConfig(**{**vars(held), "epochs": 4}), device="cpu", quiet=True)
+    c = load_file(str(constant / "checkpoint.safetensors"))
+    assert not all(torch.equal(a[k], c[k]) for k in a if k.startswith("model/"))   # the decay changed the path

@@ -54,9 +54,20 @@ class TrainingOptions(RecipeOptions):
 
     lr_schedule: Literal["constant", "cosine"] = "constant"
     """Learning rate over training: constant, or a half-cosine decay to 0."""
+    lr_decay_epochs: int = 0
+    """With a constant schedule: hold the rate, then decay it along a half cosine over the last N epochs
+    (a finished constant-rate run of at most --epochs − N epochs is trained on, not redone). 0: no decay."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """bf16: matrix products in bfloat16 under autocast (weights stay float32); faster on CPUs with
     avx512_bf16 or AMX and on recent GPUs, several times slower on AVX2-only CPUs (training warns)."""
+
+
+def schedule_words(opts: TrainingOptions) -> str:
+    """The learning-rate path in a report's words: 'constant', 'cosine', or 'constant, cosine decay over
+    the last N epochs'."""
+    if opts.lr_decay_epochs:
+        return f"{opts.lr_schedule}, cosine decay over the last {opts.lr_decay_epochs} epochs"
+    return opts.lr_schedule
 
 
 @dataclass
@@ -123,16 +134,19 @@ def shorter_run(root: Path, name: str, config: TrainConfig) -> Path | None:
     option existed never matches), or None. Only for a constant learning rate without early stopping:
     the engine seeds each epoch from (seed, epoch), so training on from its last checkpoint gives the
     weights a run of config.epochs from scratch would (bit-equal on the same CPU; a run trained on
-    another device continues from its own weights)."""
+    another device continues from its own weights). With --lr-decay-epochs N the candidate is a
+    constant-rate run (no decay of its own) of at most config.epochs − N epochs: the epochs before
+    the decay."""
     if config.lr_schedule != "constant" or config.patience:
         return None
-    wanted = run_identity(json.loads(json.dumps(config_to_dict(config, name))), config)
+    held = config.epochs - config.lr_decay_epochs
+    wanted = run_identity({**json.loads(json.dumps(config_to_dict(config, name))), "lr_decay_epochs": 0}, config)
     found: list[tuple[int, Path]] = []
     for path in sorted((Path(root) / "models").glob("*/config.json")):
         try:
             stored = json.loads(path.read_text())
             same = run_identity({**stored, "epochs": config.epochs}, config) == wanted
-            if (stored.get("epochs", config.epochs) < config.epochs and same
+            if (stored["epochs"] < config.epochs and stored["epochs"] <= held and same
                     and is_finished(path.parent) and not read_metadata(path.parent / CHECKPOINT_FILE).get("stopped")):
                 found.append((stored["epochs"], path.parent))
         except Exception:  # noqa: BLE001 - a damaged or foreign folder is not a candidate

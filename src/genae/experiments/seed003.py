@@ -20,7 +20,7 @@ import torch
 
 from genae.evaluate import evaluate_run
 from genae.evaluate.parzen import parzen_score
-from genae.experiments.common import RecipeResult, TrainingOptions, recipe_start, trained
+from genae.experiments.common import RecipeResult, TrainingOptions, recipe_start, schedule_words, trained
 from genae.models.aae import AAEConfig
 from genae.models.base import N_CLASSES
 from genae.models.priors import GaussianMixturePrior
@@ -76,8 +76,8 @@ class AAESemiOptions(AAETrainingOptions):
 
 def _config(opts, **changes) -> AAEConfig:
     return AAEConfig(epochs=opts.epochs, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit,
-                     lr_schedule=opts.lr_schedule, precision=opts.precision,
-                     input_noise=opts.input_noise, dropout=opts.dropout, **changes)
+                     lr_schedule=opts.lr_schedule, lr_decay_epochs=opts.lr_decay_epochs,
+                     precision=opts.precision, input_noise=opts.input_noise, dropout=opts.dropout, **changes)
 
 
 def style_grid(model, dim_z: int, seed: int) -> torch.Tensor:
@@ -195,7 +195,7 @@ def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
         arrays[n_labels] = errors
     rep.table(["labels", "test error % (mean ± sd over seeds)", "seeds", "paper (Makhzani et al. Table 2)"], rows,
               f"Error of argmax q(y|x) on the 10k test images at the best validation epoch; {opts.epochs} epochs, "
-              f"z of {opts.dim_z} dimensions, {opts.lr_schedule} learning rate, {opts.precision}, input noise "
+              f"z of {opts.dim_z} dimensions, {schedule_words(opts)} learning rate, {opts.precision}, input noise "
               f"std {opts.input_noise}, dropout {opts.dropout}, classification every {opts.classify_every} step(s). Seed 003 reports 97.1% accuracy (2.9% error) with 1280 labels; peers' "
               "reproductions reach about 5% with 100 labels.")
     rep.figure(save_panels(rep.figure_dir / "samples.png", grids, 10,

@@ -23,7 +23,7 @@ import torch
 from genae.data.subsets import balanced_subset
 from genae.evaluate import evaluate_run
 from genae.evaluate.classification import encoder_features, label_spreading_error, svm_error
-from genae.experiments.common import RecipeResult, Report, TrainingOptions, recipe_start, trained
+from genae.experiments.common import RecipeResult, Report, TrainingOptions, recipe_start, schedule_words, trained
 from genae.models.registry import load
 from genae.models.semisupervised import M2Config
 from genae.models.vae import VAEConfig
@@ -95,8 +95,8 @@ def m1_config(opts: SemiSupervisedOptions) -> VAEConfig:
 def m2_config(opts: SemiSupervisedOptions, n: int, seed: int, m1_run: Path | None = None) -> M2Config:
     return M2Config(n_labels=n, seed=seed, epochs=opts.epochs, lr=opts.lr, labeled_batch=opts.labeled_batch,
                     beta=opts.beta, labeled_weight=opts.labeled_weight, n_layers=opts.n_layers, dim_z=opts.dim_z,
-                    lr_schedule=opts.lr_schedule, precision=opts.precision, data_dir=opts.data_dir,
-                    limit=opts.limit, m1_run=None if m1_run is None else str(m1_run))
+                    lr_schedule=opts.lr_schedule, lr_decay_epochs=opts.lr_decay_epochs, precision=opts.precision,
+                    data_dir=opts.data_dir, limit=opts.limit, m1_run=None if m1_run is None else str(m1_run))
 
 
 def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
@@ -154,7 +154,7 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
                     f"over seeds {list(opts.seeds)}; each seed its own balanced labeled subset of the 50k training "
                     "images. M1's classifiers (genae.evaluate.classification): an RBF SVM on the labeled codes, and "
                     "label spreading over all training codes (transductive, like the paper's TSVM). M2 and M1+M2: "
-                    f"{opts.epochs} epochs, learning rate {opts.lr} ({opts.lr_schedule}), {opts.precision}, KL weight "
+                    f"{opts.epochs} epochs, learning rate {opts.lr} ({schedule_words(opts)}), {opts.precision}, KL weight "
                     f"β = {opts.beta}, labeled weight '{opts.labeled_weight}', {opts.n_layers} hidden layer(s) of "
                     f"500, z {opts.dim_z}; M1's VAE: "
                     f"{opts.m1_arch}, {opts.m1_epochs} epochs, KL weight β = {opts.m1_beta}, fp32.")

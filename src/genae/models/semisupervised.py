@@ -194,7 +194,7 @@ class M2Config(TrainConfig):
     dimensions (posterior collapse: q(z1|x) ≈ N(0, 1)) reach the classifier and encoder as 0, and
     p(z1|y, z2) models them as N(0, 1), M1's prior."""
 
-    named_only_when_set: ClassVar[tuple[str, ...]] = ("arch",)
+    named_only_when_set: ClassVar[tuple[str, ...]] = TrainConfig.named_only_when_set + ("arch",)
 
 
 class M2(Model):

@@ -24,6 +24,11 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"
     """'cosine': the learning rate falls from --lr to 0 over --epochs along a half cosine, set at
     the start of each epoch (a resumed run gets the same rate)."""
+    lr_decay_epochs: int = 0
+    """With --lr-schedule constant: hold --lr, then lower it along a half cosine over the last N epochs
+    (epoch k of the N at lr·(1 + cos(π·k/(N+1)))/2); 0: no decay. The held epochs are those of a
+    constant-rate run, so a recipe trains on from a finished constant-rate run of at most --epochs − N
+    epochs (genae.experiments.common.shorter_run)."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """'bf16': matrix products in bfloat16 under torch.autocast (weights, Adam and the loss stay
     float32); about 1.3× faster on CPUs with AMX or avx512_bf16, and on recent GPUs; several times
@@ -45,7 +50,7 @@ class TrainConfig:
     limit: Optional[int] = None
     """Use only the first N images of each split (smoke runs and tests)."""
 
-    named_only_when_set: ClassVar[tuple[str, ...]] = ()
+    named_only_when_set: ClassVar[tuple[str, ...]] = ("lr_decay_epochs",)
     """Options added after recipes had named runs by a hash of the whole config: at their default they are
     left out of the hash and of the shorter-run comparison (genae.experiments.common.run_identity), so those
     runs keep their names and can be trained on."""
@@ -59,6 +64,12 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"--batch-size {config.batch_size}: need at least 1")
     if not config.lr > 0:
         raise ValueError(f"--lr {config.lr}: must be > 0")
+    if not 0 <= config.lr_decay_epochs <= config.epochs:
+        raise ValueError(f"--lr-decay-epochs {config.lr_decay_epochs}: must be between 0 and --epochs "
+                         f"({config.epochs})")
+    if config.lr_decay_epochs and config.lr_schedule != "constant":
+        raise ValueError(f"--lr-decay-epochs {config.lr_decay_epochs} decays a constant rate; "
+                         f"--lr-schedule {config.lr_schedule} has its own decay")
     if not 0 <= config.noise <= 1:
         raise ValueError(f"--noise {config.noise}: a salt-and-pepper rate must be in [0, 1]")
     if config.limit is not None and config.limit < 1:

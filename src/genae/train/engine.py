@@ -256,10 +256,15 @@ def snapshot_file(epoch: int) -> str:
 
 
 def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], config, epoch: int) -> None:
-    """The rate for `epoch` (1-based): --lr, or its half-cosine decay to 0 over --epochs."""
-    if config.lr_schedule == "constant":
+    """The rate for `epoch` (1-based): --lr, or its half-cosine decay to 0 over --epochs, or --lr held
+    and then decayed along a half cosine over the last --lr-decay-epochs."""
+    if config.lr_schedule == "cosine":
+        rate = config.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / config.epochs))
+    elif config.lr_decay_epochs:
+        into_decay = max(epoch - (config.epochs - config.lr_decay_epochs), 0)
+        rate = config.lr * 0.5 * (1 + math.cos(math.pi * into_decay / (config.lr_decay_epochs + 1)))
+    else:
         return
-    rate = config.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / config.epochs))
     for optimizer in optimizers.values():
         for group in optimizer.param_groups:
             group["lr"] = rate
