@@ -17,7 +17,8 @@ from fakes import write_npz
 from genae.experiments import RECIPES
 from genae.experiments.common import format_cell
 from genae.experiments import gallery
-from genae.experiments.reproduce import PLAN, StepsFailed, equivalent_command, read_state, reproduce, step_options
+from genae.experiments.reproduce import (PLAN, StepsFailed, equivalent_command, read_state, reproduce, same_options,
+                                         step_options)
 
 ONLY = ["reproduce", "semisupervised"]   # one recipe without eval.json files, one with
 SMALL = dict(limit=300, device="cpu", quiet=True)
@@ -165,6 +166,18 @@ def test_each_steps_command_parses_back_to_its_options(step, mode, tmp_path):
     words = shlex.split(equivalent_command(step, options))
     assert words[:3] == ["genae", "run", step.recipe]
     assert tyro.cli(RECIPES[step.recipe].options, args=words[3:]) == options
+
+
+def test_an_option_added_after_a_step_was_recorded_matches_only_at_its_default(tmp_path):
+    step = next(s for s in PLAN if s.recipe == "semisupervised")
+    options = step_options(step, "quick", tmp_path, {})
+    recorded = json.loads(json.dumps(dataclasses.asdict(options), default=str))
+    assert same_options(recorded, options)
+    del recorded["lr_decay_epochs"]   # as a step recorded before the option existed
+    assert same_options(recorded, options)
+    assert not same_options(recorded, dataclasses.replace(options, lr_decay_epochs=2))
+    assert not same_options(recorded, dataclasses.replace(options, epochs=options.epochs + 1))
+    assert not same_options(None, options)
 
 
 def test_limit_caps_but_never_raises_the_plans_own_limit(tmp_path):

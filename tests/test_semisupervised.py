@@ -226,6 +226,15 @@ def test_semisupervised_recipe_tables_every_model_over_seeds(tmp_path, fake_data
         semisupervised(SemiSupervisedOptions(out=tmp_path, data_dir=fake_data, n_labels=(15,)))
 
 
+def test_recipe_refuses_a_bad_m2_option_before_m1_trains(tmp_path, fake_data):
+    from genae.experiments.semisupervised import SemiSupervisedOptions, semisupervised
+
+    with pytest.raises(ValueError, match="--lr-decay-epochs 5"):
+        semisupervised(SemiSupervisedOptions(out=tmp_path, data_dir=fake_data, n_labels=(20,), epochs=2,
+                                             lr_decay_epochs=5))
+    assert not (tmp_path / "models").exists()   # nothing trained
+
+
 def test_recipe_schedule_precision_and_network_sizes_reach_m2_and_m1_m2_configs():
     from genae.experiments.semisupervised import SemiSupervisedOptions, m1_config, m2_config
 

@@ -100,6 +100,21 @@ def _jsonable(options) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(options), default=str))
 
 
+def same_options(recorded: dict | None, options) -> bool:
+    """Whether a step recorded with `recorded` ran with `options`. An option the recipe gained after the
+    step was recorded matches at its default, so adding an option does not redo finished steps."""
+    if recorded is None:
+        return False
+    now = _jsonable(options)
+    defaults = {f.name: f.default for f in dataclasses.fields(options)}
+    later = {k for k in now.keys() - recorded.keys() if _jsonable_value(defaults[k]) == now[k]}
+    return {k: v for k, v in now.items() if k not in later} == recorded
+
+
+def _jsonable_value(value):
+    return json.loads(json.dumps(value, default=str))
+
+
 def results_file(options, recipe: str) -> Path:
     return Path(options.out) / recipe / "results.json"
 
@@ -141,7 +156,7 @@ def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = No
         for i, step in enumerate(steps, 1):
             options = step_options(step, mode, out, common)
             record = state["steps"].get(step.recipe, {})
-            done = record.get("options") == _jsonable(options) and results_file(options, step.recipe).is_file()
+            done = same_options(record.get("options"), options) and results_file(options, step.recipe).is_file()
             if done and not force:
                 _say(quiet, f"[{i}/{len(steps)}] {step.recipe}: done earlier, skipped (--force redoes it)")
                 continue

@@ -29,6 +29,7 @@ from genae.models.semisupervised import M2Config
 from genae.models.vae import VAEConfig
 from genae.nets import Architecture
 from genae.plots.grids import save_grid
+from genae.train.config import check_config
 from genae.train.engine import read_metrics
 
 PAPER = {  # Kingma et al. 2014, Table 1: test error (%) on MNIST
@@ -103,6 +104,7 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
     for n in opts.n_labels:
         if n < 10 or n % 10:
             raise ValueError(f"--n-labels {n}: a balanced subset needs a positive multiple of 10")
+    check_config(m2_config(opts, 100, opts.seed))   # the shared options, before M1's VAE trains for an hour
     device, rep, data = recipe_start(opts, "semisupervised", "Semi-supervised MNIST: M1, M2, M1+M2 (Kingma et al. 2014)")
     runs: dict[str, Path] = {}
     errors: dict[tuple[str, int], list[float]] = {}
