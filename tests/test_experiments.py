@@ -173,7 +173,8 @@ def test_a_decay_trains_on_from_the_constant_rate_run_of_its_held_epochs(tmp_pat
     assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(decayed), "lr_decay_epochs": 3})) is None  # held 1
     assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(decayed), "epochs": 5})) == first  # held 3
     extended = trained(tmp_path / "a", "vae", decayed, device="cpu", quiet=True)
-    assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(decayed), "epochs": 6})) == first  # not the decayed run
+    # the decayed 4-epoch run is no start for another decay: the 2-epoch constant-rate run is
+    assert shorter_run(tmp_path / "a", "vae", VAEConfig(**{**vars(decayed), "epochs": 6})) == first
     fresh = trained(tmp_path / "b", "vae", decayed, device="cpu", quiet=True)
     a, b = load_file(str(extended / "checkpoint.safetensors")), load_file(str(fresh / "checkpoint.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

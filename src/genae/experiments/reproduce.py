@@ -97,7 +97,11 @@ def equivalent_command(step: Step, options) -> str:
 
 
 def _jsonable(options) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(options), default=str))
+    return _jsonable_value(dataclasses.asdict(options))
+
+
+def _jsonable_value(value):
+    return json.loads(json.dumps(value, default=str))
 
 
 def same_options(recorded: dict | None, options) -> bool:
@@ -109,10 +113,6 @@ def same_options(recorded: dict | None, options) -> bool:
     defaults = {f.name: f.default for f in dataclasses.fields(options)}
     later = {k for k in now.keys() - recorded.keys() if _jsonable_value(defaults[k]) == now[k]}
     return {k: v for k, v in now.items() if k not in later} == recorded
-
-
-def _jsonable_value(value):
-    return json.loads(json.dumps(value, default=str))
 
 
 def results_file(options, recipe: str) -> Path:

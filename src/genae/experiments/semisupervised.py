@@ -156,9 +156,9 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
                     f"over seeds {list(opts.seeds)}; each seed its own balanced labeled subset of the 50k training "
                     "images. M1's classifiers (genae.evaluate.classification): an RBF SVM on the labeled codes, and "
                     "label spreading over all training codes (transductive, like the paper's TSVM). M2 and M1+M2: "
-                    f"{opts.epochs} epochs, learning rate {opts.lr} ({schedule_words(opts)}), {opts.precision}, KL weight "
-                    f"β = {opts.beta}, labeled weight '{opts.labeled_weight}', {opts.n_layers} hidden layer(s) of "
-                    f"500, z {opts.dim_z}; M1's VAE: "
+                    f"{opts.epochs} epochs, learning rate {opts.lr} ({schedule_words(opts)}), {opts.precision}, "
+                    f"KL weight β = {opts.beta}, labeled weight '{opts.labeled_weight}', {opts.n_layers} hidden "
+                    f"layer(s) of 500, z {opts.dim_z}; M1's VAE: "
                     f"{opts.m1_arch}, {opts.m1_epochs} epochs, KL weight β = {opts.m1_beta}, fp32.")
     arrays = {}
     m2_keys = [k for k in runs if k.startswith("m2-")]
