@@ -31,8 +31,8 @@ class TrainConfig:
     epochs (genae.experiments.common.shorter_run)."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """'bf16': matrix products in bfloat16 under torch.autocast (weights, Adam and the loss stay
-    float32); about 1.3× faster on CPUs with AMX or avx512_bf16, and on recent GPUs; several times
-    SLOWER on CPUs without them (AVX2 only: training warns)."""
+    float32); 1.3–1.8× faster on CPUs with AMX or avx512_bf16 (README's benchmarks), and on recent
+    GPUs; several times SLOWER on CPUs without them (AVX2 only: training warns)."""
     patience: int = 0
     """Stop after this many epochs without a better validation loss (0: never stop early)."""
     binarize: Literal["none", "dynamic"] = "none"
