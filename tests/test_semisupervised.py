@@ -90,6 +90,18 @@ def test_unlabeled_bound_is_the_explicit_sum_over_labels(monkeypatch):
     torch.testing.assert_close(model.unlabeled_bound(x, x), explicit, rtol=1e-5, atol=1e-4)
 
 
+def test_classifier_stays_float32_under_bf16_autocast():
+    """bf16 logits of q(y|x) slowed M2's learning (classify_logits docstring); the rest may use bf16."""
+    model = tiny_m2()
+    x = torch.rand(4, 1, 28, 28)
+    exact = model.classify_logits(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model.classify_logits(x)
+        encoder_out = model.encoder(x, torch.eye(10)[:4])
+    assert logits.dtype == torch.float32 and encoder_out.dtype == torch.bfloat16
+    torch.testing.assert_close(logits, exact)
+
+
 def test_labeled_bound_includes_the_label_prior():
     model = tiny_m2()
     x = (torch.rand(3, 1, 28, 28) > 0.5).float()

@@ -280,7 +280,14 @@ class M2(Model):
         return diagonal_gaussian(out * self.m1_active.repeat(2), "exp")
 
     def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(x if isinstance(self.classifier, Encoder) else x.flatten(1))
+        """Logits of q(y | x), in float32 even under --precision bf16 (autocast off here). With bf16
+        products in the classifier M2 learnt far slower: 100 labels, seed 0, --n-layers 2, β 3, lr 1e-3,
+        lowest validation error in 10 epochs 14.0% against 8.7% in fp32; with the decoder alone in
+        float32 14.2%, with this classifier alone 9.1% (AVX-512 machine, README). It is one pass per
+        image against ten for the encoder and decoder, so float32 here costs bf16 little of its speed."""
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float()
+            return self.classifier(x if isinstance(self.classifier, Encoder) else x.flatten(1))
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """q(z | x, y); without y, the classifier's guess is used."""
