@@ -7,8 +7,9 @@ seconds per epoch of short M2 runs (100 labels, --n-layers 2, β 3, lr 1e-3, see
 Rows: `fp32`; `bf16` (--precision bf16 as genae trains it: matrix products in bfloat16 except in the
 classifier q(y|x), which M2.classify_logits keeps in float32); `bf16-all` (the classifier in bf16
 too, as before that choice); `bf16-decoder-fp32` (the classifier in bf16, the decoder p(x|y,z) in
-float32). A row other than fp32 needs a CPU with avx512_bf16 or AMX (or a GPU): elsewhere bf16 is
-emulated and very slow.
+float32). A row other than fp32 needs a CPU with avx512_bf16 or AMX: elsewhere bf16 is emulated and
+very slow. --limit N (the first N images of each split) is for smoke tests: it needs N ≥ about 1000
+for a balanced subset of 100 labels.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import torch
 
 from genae.data import load_mnist
 from genae.models.semisupervised import M2, M2Config
-from genae.nets.builder import Decoder
+from genae.nets.builder import Decoder, Encoder
 from genae.runtime import configure_process
-from genae.train.engine import fit, read_metrics
+from genae.train.engine import fit
 
 ROWS = ("fp32", "bf16", "bf16-all", "bf16-decoder-fp32")
 
@@ -45,7 +46,7 @@ def self_device(module: torch.nn.Module) -> str:
 
 def classifier_in_bf16(self, x):
     """M2.classify_logits without its float32 guard: the classifier's products in bf16 under autocast."""
-    return self.classifier(x.flatten(1))
+    return self.classifier(x if isinstance(self.classifier, Encoder) else x.flatten(1))
 
 
 @contextlib.contextmanager
@@ -69,16 +70,17 @@ def run_row(row: str, data, epochs: int, seed: int) -> list[dict]:
     model = M2(config)
     prepared = model.prepare_data(data)
     with variant(row), tempfile.TemporaryDirectory() as tmp:
-        fit(model, prepared, Path(tmp), device=torch.device("cpu"), quiet=True)
-        return read_metrics(Path(tmp))
+        return fit(model, prepared, Path(tmp), device=torch.device("cpu"), quiet=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=10, help="training epochs per row")
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS, help="rows to run (default: all)")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS,
+                        help="rows to run (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="label subset and initialisation")
-    parser.add_argument("--limit", type=int, default=0, help="first N images of each split only (0: all; a smoke test)")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="first N images of each split only (0: all; a smoke test, N >= about 1000)")
     args = parser.parse_args()
     configure_process()
     data = load_mnist().head(args.limit) if args.limit else load_mnist()
@@ -90,7 +92,8 @@ def main() -> None:
         metrics = run_row(row, data, args.epochs, args.seed)
         errors = [100 * m["valid"]["error"] for m in metrics]
         seconds = statistics.median(m["train_seconds"] for m in metrics)
-        print(f"| {row} | {' '.join(f'{e:.2f}' for e in errors)} | {min(errors):.2f} | {seconds:.1f} |", flush=True)
+        per_epoch = " ".join(f"{e:.2f}" for e in errors)
+        print(f"| {row} | {per_epoch} | {min(errors):.2f} | {seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -90,9 +90,10 @@ def test_unlabeled_bound_is_the_explicit_sum_over_labels(monkeypatch):
     torch.testing.assert_close(model.unlabeled_bound(x, x), explicit, rtol=1e-5, atol=1e-4)
 
 
-def test_classifier_stays_float32_under_bf16_autocast():
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_classifier_stays_float32_under_bf16_autocast(arch):
     """bf16 logits of q(y|x) slowed M2's learning (classify_logits docstring); the rest may use bf16."""
-    model = tiny_m2()
+    model = tiny_m2(arch=arch)
     x = torch.rand(4, 1, 28, 28)
     exact = model.classify_logits(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):

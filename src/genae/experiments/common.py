@@ -59,7 +59,8 @@ class TrainingOptions(RecipeOptions):
     (a finished constant-rate run of at most --epochs − N epochs is trained on, not redone). 0: no decay.
     Like --lr-schedule, it shapes the recipe's main trainings (semisupervised: M2 and M1+M2, not M1's VAE)."""
     precision: Literal["fp32", "bf16"] = "fp32"
-    """bf16: matrix products in bfloat16 under autocast (weights stay float32); faster on CPUs with
+    """bf16: matrix products in bfloat16 under autocast, except in M2's classifier (weights stay
+    float32); faster on CPUs with
     avx512_bf16 or AMX and on recent GPUs, several times slower on AVX2-only CPUs (training warns)."""
 
 

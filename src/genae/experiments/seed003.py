@@ -138,9 +138,9 @@ def aae(opts: AAEOptions) -> RecipeResult:
             arrays[key] = {"style_grid": style_grid(model, config.dim_z, opts.seed)}
     rep.table(["run", "test reconstruction error (Σ squared error, pixels in [-1, 1])",
                f"Parzen log-likelihood, {opts.parzen_samples} samples (nats)", "paper's Parzen", "judge conditional accuracy"], rows,
-              f"Test set, {opts.epochs} epochs per run (the seed trains 100), {schedule_words(opts)} learning rate, "
-              f"{opts.precision}. Parzen: σ chosen on 1000 validation "
-              "images, mean ± standard error over the test set; a weak estimate (Theis et al. 2016), comparable only "
+              f"Test set, {opts.epochs} epochs per run (the seed trains 100), "
+              f"{schedule_words(opts)} learning rate, {opts.precision}. Parzen: σ chosen on 1000 validation images, "
+              "mean ± standard error over the test set; a weak estimate (Theis et al. 2016), comparable only "
               "under the same protocol. Judge conditional accuracy: samples drawn for digit k (from mixture component "
               "k, or decoded with label k) that the reference judge calls k.")
     for key, z, y, prior_z, comp in scatters:
