@@ -34,14 +34,10 @@ ROWS = ("fp32", "bf16", "bf16-all", "bf16-decoder-fp32")
 def in_float32(method):
     """`method` run with autocast off and its tensor arguments in float32."""
     def wrapped(self, *args, **kwargs):
-        with torch.autocast(self_device(self), enabled=False):
+        with torch.autocast(next(self.parameters()).device.type, enabled=False):
             args = [a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
             return method(self, *args, **kwargs)
     return wrapped
-
-
-def self_device(module: torch.nn.Module) -> str:
-    return next(module.parameters()).device.type
 
 
 def classifier_in_bf16(self, x):
