@@ -175,3 +175,21 @@ def test_a_phase_with_every_k_runs_on_every_kth_step_and_logs_means_over_those(t
                 return [*super().phases()[:1], Phase("sparse", adam(self.parameters(), lr=1e-3), self.counted_loss,
                                                       every=17)]
         fit(Rare(ToyConfig(epochs=2, batch_size=16)), synthetic_mnist(128), tmp_path / "rare", device=CPU, quiet=True)
+
+
+def test_a_resolved_device_resolves_to_itself(monkeypatch):
+    """Recipes pass str(resolve_device('cuda')), i.e. 'cuda:0', on to the runs they train: it must
+    resolve again (on the GPU machine every recipe failed with "unknown device 'cuda:0'")."""
+    from genae.train.engine import resolve_device
+
+    assert resolve_device(str(resolve_device("cpu"))) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+    assert resolve_device(str(resolve_device("cuda"))) == torch.device("cuda", 0)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    for bad in ("cuda:x", "gpu", "cuda:"):
+        with pytest.raises(ValueError, match=f"unknown device '{bad}'"):
+            resolve_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="--device cuda:0 was asked for, but torch sees no CUDA GPU"):
+        resolve_device("cuda:0")

@@ -64,17 +64,21 @@ def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.
     return torch.optim.Adam(list(params), lr=lr, betas=betas, fused=True)
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' → CUDA if available, else CPU; 'cuda' without a GPU is an error, not a fallback."""
+def resolve_device(name: str | torch.device) -> torch.device:
+    """'auto' → CUDA if available, else CPU; 'cuda' without a GPU is an error, not a fallback.
+    'cuda' is the local rank's GPU (torchrun); 'cuda:N', what str() of a resolved device gives
+    (recipes pass it on), is GPU N."""
+    name = str(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU")
-        return torch.device("cuda", distributed.local_rank())
-    if name != "cpu":
-        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
-    return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    kind, colon, index = name.partition(":")
+    if kind != "cuda" or (colon and not index.isdigit()):
+        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda (or cuda:N)")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name} was asked for, but torch sees no CUDA GPU")
+    return torch.device("cuda", int(index) if colon else distributed.local_rank())
 
 
 def slow_bf16_warning(device: torch.device) -> str | None:
