@@ -172,6 +172,36 @@ def test_m1_plus_m2_trains_on_a_frozen_m1(tmp_path, fake_data, arch):
     assert batch.x.shape == (2, 5)
 
 
+@pytest.mark.parametrize("with_m1", [False, True], ids=["m2", "m1+m2"])
+def test_m2_draws_a_chosen_digit_and_plots_reconstructions_in_pixels(tmp_path, fake_data, with_m1):
+    """M2 is conditional, p(x | y, z): `genae sample --label` draws that label (it refused M2 as not
+    conditional) and `plot samples` gives a row per label; `plot reconstruction` works for M2 (it had
+    no reconstruct) and shows pixels for M1+M2, whose prepared inputs are M1's codes."""
+    from genae.plots.figures import reconstruction, samples
+
+    extra = {}
+    if with_m1:
+        m1_dir, _ = train_run("vae", VAEConfig(dim_z=5, n_hidden=32, epochs=1, limit=200, data_dir=fake_data),
+                              tmp_path / "m1", device="cpu", quiet=True)
+        extra = {"m1_run": str(m1_dir)}
+    config = M2Config(dim_z=3, n_hidden=16, n_labels=20, labeled_batch=10, epochs=1, limit=200,
+                      data_dir=fake_data, **extra)
+    out, _ = train_run("m2", config, tmp_path / "m2", device="cpu", quiet=True)
+    model = load(out)
+    assert model.conditional
+    draws = {}
+    for label in (3, 5):
+        torch.manual_seed(0)   # the same z for both labels
+        draws[label] = model.sample(4, label)
+    assert draws[3].shape == (4, 1, 28, 28)
+    if not with_m1:   # (this one-epoch M1 on fake data keeps no z1 dimension active: M1+M2 decodes z1 = 0)
+        assert not torch.equal(draws[3], draws[5])
+    test = load_mnist(fake_data).test.head(4)
+    assert model.reconstruct(model.prepare(test.x, test.y).x).shape == (4, 1, 28, 28)
+    for figure in (reconstruction, samples):
+        assert figure(out, device="cpu").stat().st_size > 2000
+
+
 def test_m1_plus_m2_uses_only_m1s_active_dimensions(tmp_path, fake_data):
     m1_dir, _ = train_run("vae", VAEConfig(dim_z=5, n_hidden=32, epochs=1, limit=200, data_dir=fake_data),
                           tmp_path / "m1", device="cpu", quiet=True)

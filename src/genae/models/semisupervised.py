@@ -203,6 +203,7 @@ class M2(Model):
     """M2, or M1+M2 with --m1-run; see the module docstring."""
 
     name = "m2"
+    conditional = True   # p(x | y, z): a label chooses what `sample` draws (genae sample --label, plots)
 
     def __init__(self, config: M2Config):
         super().__init__(config)
@@ -298,6 +299,15 @@ class M2(Model):
 
     def decode(self, z: torch.Tensor, y: torch.Tensor):
         return self.likelihood(self.decoder(z, one_hot(y)))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixel means decoded at the mean of q(z | x, y); without y, with the classifier's guess.
+        M1+M2: x are M1's codes (from `prepare`), decoded back to pixels by M1's decoder."""
+        if y is None:
+            y = self.classify_logits(x).argmax(1)
+        out = self.decode(self.encode(x, y).mean, y).mean
+        return out if self.m1 is None else self.m1.decode(out).mean
 
     def _bound(self, q, z: torch.Tensor, labels: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
         """−log p(target | y, z) + beta·KL(q ‖ N(0, I)) − log p(y), for one-hot labels."""
