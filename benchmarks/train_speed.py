@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/train_speed.py            # all rows, 5 timed epochs each
     .venv/bin/python benchmarks/train_speed.py --epochs 3 --models pt-examples
+    python benchmarks/train_speed.py --device cuda --models m2 aae   # on a GPU (engine rows only)
 
 Rows: the seed's VAE and CVAE (784-500-500-20 MLPs), and pytorch/examples' VAE (784-400-20, one
 hidden layer, built by the same builder) — the peers' yardstick — at batch 128 over 60,000 images
@@ -34,7 +35,7 @@ from genae.data.mnist import MNIST, Split
 from genae.models.registry import MODELS, build
 from genae.models.vae import VAEConfig
 from genae.runtime import configure_process
-from genae.train.engine import fit, read_metrics, slow_bf16_warning
+from genae.train.engine import fit, read_metrics, resolve_device, slow_bf16_warning
 
 ROWS = {  # row → (model, config options, images per epoch: 60k = the yardstick, 50k = the training split)
     "vae": ("vae", dict(dim_z=20, n_hidden=500, n_layers=2), 60_000),
@@ -65,13 +66,13 @@ def sixty_thousand(data: MNIST) -> MNIST:
     return MNIST(train, data.test.head(1000), data.test.head(1000), data.source)
 
 
-def engine_epochs(name: str, kw: dict, data: MNIST, epochs: int) -> list[float]:
+def engine_epochs(name: str, kw: dict, data: MNIST, epochs: int, device: torch.device) -> list[float]:
     torch.manual_seed(0)
     model = build(name, config_for(name, epochs=epochs + 1, batch_size=128, patience=0, **kw))
     if hasattr(model, "prepare_data"):
         data = model.prepare_data(data)  # M2: the labeled subset
     with tempfile.TemporaryDirectory() as tmp:
-        fit(model, data, Path(tmp), device=torch.device("cpu"), quiet=True)
+        fit(model.to(device), data, Path(tmp), device=device, quiet=True)
         return [m["train_seconds"] for m in read_metrics(Path(tmp))[1:]]
 
 
@@ -161,13 +162,25 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=[*ROWS, "bare-loop", "plain-loop"],
                         choices=[*ROWS, "bare-loop", "plain-loop"],
                         help="rows to run (default: all)")
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"],
+                        help="where the engine rows train (bare-loop and plain-loop: CPU only)")
     args = parser.parse_args()
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    loops = [row for row in args.models if row in ("plain-loop", "bare-loop")]
+    if device.type != "cpu" and loops:
+        parser.error(f"{', '.join(loops)}: CPU only; leave them out with --device {args.device}")
     configure_process()
     mnist = load_mnist()
     datasets = {60_000: sixty_thousand(mnist), 50_000: mnist}
-    print(f"machine: {cpu_name()} ({torch.backends.cpu.get_cpu_capability()}; bf16 emulated (slow): "
-          f"{'yes' if slow_bf16_warning(torch.device('cpu')) else 'no'}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; batch 128, median of {args.epochs} epochs after a warm-up\n")
+    where = (f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), host CPU {cpu_name()}"
+             if device.type == "cuda" else
+             f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}; bf16 emulated (slow): "
+             f"{'yes' if slow_bf16_warning(device) else 'no'})")
+    print(f"machine: {where}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"batch 128, median of {args.epochs} epochs after a warm-up\n")
     print(f"| {'model':16s} | {'parameters':>10s} | {'images':>6s} | {'s / epoch (median)':>18s} | {'min':>5s} | "
           f"{'max':>5s} | {'images / s':>10s} | {'GFLOP / epoch':>13s} | {'GFLOP/s':>7s} |")
     print(f"|{'-' * 18}|{'-' * 12}|{'-' * 8}|{'-' * 20}|{'-' * 7}|{'-' * 7}|{'-' * 12}|{'-' * 15}|{'-' * 9}|")
@@ -179,7 +192,7 @@ def main() -> None:
             flops = step_flops("vae", dict(dim_z=20, n_hidden=400, n_layers=1), datasets[n]) * -(-n // 128)
         else:
             name, kw, n = ROWS[row]
-            times = engine_epochs(name, kw, datasets[n], args.epochs)
+            times = engine_epochs(name, kw, datasets[n], args.epochs, device)
             params = sum(p.numel() for p in build(name, config_for(name, **kw)).parameters() if p.requires_grad)
             flops = step_flops(name, kw, datasets[n]) * -(-n // 128)
         med = statistics.median(times)
