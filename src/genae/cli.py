@@ -261,9 +261,11 @@ class Reproduce:
     and wall time of each). Finished recipes are skipped, so a killed reproduce resumes."""
 
     quick: bool = False
-    """Small budgets: every figure and table in about 20 minutes on 2 CPU cores (the default mode)."""
+    """Small budgets: every figure and table in about 10 minutes on 2 CPU cores, 6 on one H100
+    (the default mode)."""
     full: bool = False
-    """The source documents' budgets (about 35 hours on 2 CPU cores; minutes per recipe on a GPU)."""
+    """The source documents' budgets (about 35 hours on 2 CPU cores; not yet timed on a GPU, where
+    an M2 or AAE epoch runs 5–12× faster)."""
     out: Optional[Path] = None
     """Root of the runs and the report (default: runs/quick or runs/full)."""
     only: tuple[str, ...] = ()
