@@ -184,9 +184,12 @@ def test_a_resolved_device_resolves_to_itself(monkeypatch):
 
     assert resolve_device(str(resolve_device("cpu"))) == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("cuda") == torch.device("cuda", 0)
     assert resolve_device(str(resolve_device("cuda"))) == torch.device("cuda", 0)
-    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="--device cuda:2: torch sees 2 CUDA GPU"):
+        resolve_device("cuda:2")
     for bad in ("cuda:x", "gpu", "cuda:"):
         with pytest.raises(ValueError, match=f"unknown device '{bad}'"):
             resolve_device(bad)

@@ -174,9 +174,9 @@ def test_m1_plus_m2_trains_on_a_frozen_m1(tmp_path, fake_data, arch):
 
 @pytest.mark.parametrize("with_m1", [False, True], ids=["m2", "m1+m2"])
 def test_m2_draws_a_chosen_digit_and_plots_reconstructions_in_pixels(tmp_path, fake_data, with_m1):
-    """M2 is conditional, p(x | y, z): `genae sample --label` draws that label (it refused M2 as not
-    conditional) and `plot samples` gives a row per label; `plot reconstruction` works for M2 (it had
-    no reconstruct) and shows pixels for M1+M2, whose prepared inputs are M1's codes."""
+    """M2 is conditional, p(x | y, z): the flag that `genae sample --label` checks (it refused M2
+    as not conditional) and that gives `plot samples` a row per label; `plot reconstruction` works
+    for M2 (it had no reconstruct) and shows pixels for M1+M2, whose prepared inputs are M1's codes."""
     from genae.plots.figures import reconstruction, samples
 
     extra = {}

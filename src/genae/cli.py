@@ -264,8 +264,8 @@ class Reproduce:
     """Small budgets: every figure and table in about 10 minutes on 2 CPU cores, 6 on one H100
     (the default mode)."""
     full: bool = False
-    """The source documents' budgets (about 35 hours on 2 CPU cores; not yet timed on a GPU, where
-    an M2 or AAE epoch runs 5–12× faster)."""
+    """The source documents' budgets (about 35 hours on 2 CPU cores; not yet timed on a GPU, where an
+    M2 or AAE epoch ran 5–12× faster on one H100 than on the README's 2-core AVX-512 machine)."""
     out: Optional[Path] = None
     """Root of the runs and the report (default: runs/quick or runs/full)."""
     only: tuple[str, ...] = ()

@@ -27,10 +27,11 @@ def likelihood_note(binarize: str) -> str:
 def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "test", device: str = "cpu",
                  limit: int | None = None, progress: bool | None = None, judge: str = "auto",
                  judge_samples: int = 1000) -> dict:
-    """Test-set ELBO and importance-sampled NLL (conditional for the CVAE); writes eval.json.
+    """Test-set ELBO and importance-sampled NLL (conditional for the CVAE), or a model's own
+    test_metrics (M2's error, Sohn's CLL, …); writes eval.json.
 
-    judge: 'auto' scores a conditional model's samples with the cached reference judge if one
-    exists (genae judge train), 'on' requires it, 'off' skips it."""
+    judge: 'auto' scores a conditional model's samples (CVAE, M2, a label-driven AAE) with the
+    cached reference judge if one exists (genae judge train), 'on' requires it, 'off' skips it."""
     run_dir = Path(run_dir)
     name, config = read_run_config(run_dir)
     model = load(run_dir, device)

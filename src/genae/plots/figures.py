@@ -27,8 +27,9 @@ def reconstruction(run_dir: Path, *, n: int = 100, ncol: int = 10, device: str =
     model = load(run_dir, device)
     x, y = test_images(run_dir, n, device)
     prepared = model.prepare(x, y, torch.Generator(device=device).manual_seed(VALIDATION_SEED)).x
-    shown = prepared if prepared.dim() == 4 else x   # M1+M2 prepares M1's codes: show the images
-    panels = {"input (test set)": shown, f"{model.name.upper()} reconstruction": model.reconstruct(prepared, y)}
+    shown = x if getattr(model, "m1", None) is not None else prepared   # M1+M2 prepares M1's codes
+    rebuilt = model.reconstruct(prepared, y)
+    panels = {"input (test set)": shown, f"{model.name.upper()} reconstruction": rebuilt}
     return save_panels(Path(run_dir) / "figures" / "reconstruction.png", panels, ncol,
                        f"{model.name.upper()} reconstruction, dim_z={model.config.dim_z}")
 

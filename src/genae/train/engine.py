@@ -78,6 +78,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
         raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda (or cuda:N)")
     if not torch.cuda.is_available():
         raise ValueError(f"--device {name} was asked for, but torch sees no CUDA GPU")
+    if colon and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
     return torch.device("cuda", int(index) if colon else distributed.local_rank())
 
 
