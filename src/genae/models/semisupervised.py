@@ -289,7 +289,8 @@ class M2(Model):
         lowest validation error in 10 epochs 14.0% against 8.7% in fp32; with the decoder alone in
         float32 14.2%, with this classifier alone 9.1% (AVX-512 machine, README). It is one pass per
         image against ten for the decoder (and for the encoder's layers after the first), so float32
-        here costs bf16 little of its speed. The semi-supervised AAE's classifier was not probed."""
+        here costs bf16 little of its speed. The semi-supervised AAE's classifier stays in bf16: there
+        bf16 did not slow learning (100 labels, seed 0, 10 epochs: test error 8.03% in bf16, 10.44% in fp32)."""
         with torch.autocast(x.device.type, enabled=False):
             x = x.float()
             return self.classifier(x if isinstance(self.classifier, Encoder) else x.flatten(1))
