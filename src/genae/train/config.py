@@ -32,8 +32,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     """'bf16': matrix products in bfloat16 under torch.autocast, except in M2's classifier q(y|x)
     (weights, Adam and the loss stay float32); up to about 2× faster on CPUs with AMX or avx512_bf16
-    (1.0–2.3× in the README's benchmarks, more for larger networks), and on recent GPUs; several times
-    SLOWER on CPUs without them (AVX2 only: training warns)."""
+    (1.0–2.3× in the README's benchmarks, more for larger networks); several times SLOWER on CPUs
+    without them (AVX2 only: training warns); on an H100 these small networks gained nothing (up to
+    23% slower)."""
     patience: int = 0
     """Stop after this many epochs without a better validation loss (0: never stop early)."""
     binarize: Literal["none", "dynamic"] = "none"
