@@ -24,8 +24,10 @@ Phases on every batch, in this order, each with its own Adam (β₁ = --adam-bet
   generator       encoder:  w_gen · BCE(D(z_encoder), 1)  (+ w_ygen · BCE(D_y(q(y|x)), 1))
   classification  encoder (semisupervised only):  w_cls · CE(q(y|x), y) on the labeled images
                   (on every --classify-every-th step only)
-Each BCE is a mean over the batch. Semi-supervised accuracy is that of the epoch with the lowest
-validation error (the engine keeps those weights).
+Each BCE is a mean over the batch. As every phase has its own Adam, whose step ignores a loss's
+scale, the weights act only as ratios within a phase (w_dis : w_ydis, w_gen : w_ygen).
+Semi-supervised accuracy is that of the epoch with the lowest validation error (the engine keeps
+those weights).
 
     genae train aae --prior gmm --label-prior --n-labels 10000 --out runs/aae-gmm-labels
     genae train aae --mode semisupervised --n-labels 100 --dim-z 10 --out runs/aae-ss-100
@@ -81,7 +83,8 @@ class AAEConfig(TrainConfig):
     """Semisupervised: the classification phase runs on every K-th step only (the seed: every 10th
     with 1000 labels), so the few labels are fitted less often than the adversarial phases run.
     With 100 labels, K = 10 left q(y|x) at chance (89% validation error for 4 epochs, the labeled
-    cross-entropy rising): the categorical adversary, weighted 6, owns it; K = 1 reached 8.3% by epoch 8."""
+    cross-entropy rising): the categorical adversary's generator steps, ten per classification step,
+    own it; K = 1 reached 8.3% by epoch 8."""
     dim_z: int = 2
     """Code dimensions (2 draws the code space and manifold as they are)."""
     n_hidden: int = 1000
@@ -98,7 +101,11 @@ class AAEConfig(TrainConfig):
     adam_beta1: float = 0.5
     """Adam β₁ of every phase (the seed's 0.5)."""
     w_ae: float = 1.0
-    """Weight of the reconstruction loss."""
+    """Weight of the reconstruction loss. Each phase has its own Adam, and Adam's step does not depend
+    on a loss's scale (up to its ε): w_ae, w_cls and a common factor of w_gen and w_ygen (or of w_dis
+    and w_ydis) change nothing; only the ratios w_gen : w_ygen and w_dis : w_ydis act (the seed's
+    1, 6, 6, 1, 6, 6 set both to 1). How strongly the phases pull the shared encoder is set by --lr
+    and --classify-every, not by these weights."""
     w_gen: float = 6.0
     """Weight of the z generator loss (encoder fooling D)."""
     w_dis: float = 6.0
