@@ -70,6 +70,9 @@ decaying to 0 (`--epochs 70 --lr-decay-epochs 10`, trained on from the 60-epoch 
 In bf16 (this classifier in float32) the same networks from scratch stay behind: 45 + 15 epochs of
 decay gave 5.52 ± 0.70%, 60 + 20 gave 5.35 ± 0.56% (5.87 / 5.42 / 4.75; `--epochs 80 --lr-decay-epochs 20
 --precision bf16`, 93 min wall on a 2-core AVX-512 CPU), against fp32's 5.01 ± 0.23% after 60 + 10.
+fp32 with 60 + 20 epochs from scratch (`--epochs 80 --lr-decay-epochs 20`, 137 min wall, same CPU) gave
+4.59 ± 1.24% (4.70 / 5.78 / 3.30; validation 4.68 / 5.21 / 3.28%; generative_error 4.75 / 5.42 / 2.97%):
+the best mean so far, with the widest spread between seeds.
 
 M1+M2 (--m1-run DIR): every image is replaced by z1 ~ q(z1 | x) of the trained, frozen VAE in DIR
 (resampled each batch; its mean at evaluation), and p(z1 | y, z2) is a diagonal Gaussian; M2's
