@@ -97,7 +97,11 @@ class AAEConfig(TrainConfig):
     0.03 from epoch 2 with or without it): lowest validation error in 10 epochs (seed 0, z 10, fp32)
     8.27% with 0, 10.60% with 0.3, 9.34% with 0.6."""
     dropout: float = 0.0
-    """Drop probability after every hidden layer of encoder and decoder (the seed's keep prob. 1.0 = 0)."""
+    """Drop probability after every hidden layer of encoder and decoder (the seed's keep prob. 1.0 = 0).
+    It does not stop the semi-supervised classifier memorising 100 labels either (labeled cross-entropy
+    ≈ 0.005 from epoch 2): 0.25 gave 8.74% test error (best validation 8.14%, epoch 10) against 8.03%
+    (7.87%) without (`genae run aae-semisupervised --n-labels 100 --seeds 0 --epochs 10 --precision
+    bf16 --dropout 0.25`, one seed)."""
     adam_beta1: float = 0.5
     """Adam β₁ of every phase (the seed's 0.5)."""
     w_ae: float = 1.0
