@@ -83,8 +83,8 @@ class SemiSupervisedOptions(TrainingOptions):
     (1: Kingma et al.'s M2). On pixels 2 learn faster (M2, --beta 3 --lr 1e-3, 100 labels, 3 seeds: 6.12 ±
     0.88% test error after 30 epochs, 5.44 ± 0.43% after 60, 5.01 ± 0.23% after 10 more with
     --lr-decay-epochs 10, 4.59 ± 1.24% with --epochs 80 --lr-decay-epochs 20; 6.07 ± 0.61% with 1 after
-    100); on M1's codes 2 did worse (30-epoch probe,
-    100 labels: 6.45% validation error against 3.25%); see `genae.models.semisupervised`."""
+    100); on M1's codes 2 did worse (30-epoch probe, 100 labels: 6.45% validation error against
+    3.25%); see `genae.models.semisupervised`."""
     dim_z: int = 50
     """Dimensions of M2's style z (Kingma et al.: 50), for M2 and M1+M2."""
 
