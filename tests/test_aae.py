@@ -458,3 +458,21 @@ def test_classify_every_sets_the_classification_phase_and_is_checked():
                           ({"classify_every": 10}, "--classify-every 10 has no effect")):
         with pytest.raises(ValueError, match=match):
             AAE(AAEConfig(n_hidden=8, **kwargs))
+
+
+def test_shared_encoder_optimizer_serves_the_encoders_phases_and_leaves_the_decoder_alone():
+    model = tiny_aae(mode="semisupervised", encoder_optimizer="shared", lr=1e-2)
+    phases = {p.name: p for p in model.phases()}
+    shared = phases["reconstruction"].optimizer
+    assert phases["generator"].optimizer is shared and phases["classification"].optimizer is shared
+    assert phases["discriminator"].optimizer is not shared
+    batch = fixed_batch()
+    step(phases["reconstruction"], batch)
+    decoder = snapshot(model.decoder)
+    step(phases["generator"], batch)
+    step(phases["classification"], batch)
+    assert unchanged(model.decoder, decoder)   # no gradient there: the shared Adam skips it
+    first = next(model.encoder.parameters())
+    assert shared.state[first]["step"].item() == 3   # one moment estimate fed by all three phases
+    per_phase = {p.name: p.optimizer for p in tiny_aae(mode="semisupervised").phases()}
+    assert len({id(o) for o in per_phase.values()}) == 4

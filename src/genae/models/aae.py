@@ -17,14 +17,15 @@ Modes (--mode):
                   D_y matches q(y|x) to one-hot draws of Cat(1/10); the decoder gets [z, q(y|x)];
                   a classification phase trains q(y|x) on the labeled subset.
 
-Phases on every batch, in this order, each with its own Adam (β₁ = --adam-beta1):
+Phases on every batch, in this order, each with its own Adam (β₁ = --adam-beta1; with
+--encoder-optimizer shared, reconstruction, generator and classification step one Adam):
   reconstruction  encoder + decoder:  w_ae · ‖tanh(decoder) − x‖² summed over pixels of x ∈ [-1, 1]
                   (= −log p(x|z) + const. for p(x|z) = N(decoder mean, σ² = 1/8) on [0, 1] pixels)
   discriminator   D (and D_y):  w_dis · [BCE(D(z_prior), 1) + BCE(D(z_encoder), 0)]  (+ w_ydis · same for y)
   generator       encoder:  w_gen · BCE(D(z_encoder), 1)  (+ w_ygen · BCE(D_y(q(y|x)), 1))
   classification  encoder (semisupervised only):  w_cls · CE(q(y|x), y) on the labeled images
                   (on every --classify-every-th step only)
-Each BCE is a mean over the batch. As every phase has its own Adam, whose step ignores a loss's
+Each BCE is a mean over the batch. When every phase has its own Adam, whose step ignores a loss's
 scale, the weights act only as ratios within a phase (w_dis : w_ydis, w_gen : w_ygen).
 Semi-supervised accuracy is that of the epoch with the lowest validation error (the engine keeps
 those weights).
@@ -38,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -104,12 +105,18 @@ class AAEConfig(TrainConfig):
     bf16 --dropout 0.25`, one seed)."""
     adam_beta1: float = 0.5
     """Adam β₁ of every phase (the seed's 0.5)."""
+    encoder_optimizer: Literal["per-phase", "shared"] = "per-phase"
+    """per-phase: reconstruction, generator and classification each step the encoder with an Adam of
+    their own (the seed's). shared: one Adam over encoder and decoder serves all three (as musyoku's
+    AAE code), so its moment estimates mix the phases' gradients: a phase whose gradients are small
+    against the others' (the labeled cross-entropy once the labels are fitted) takes small steps, and
+    the loss weights w_ae : w_gen : w_cls then act between these phases too."""
     w_ae: float = 1.0
-    """Weight of the reconstruction loss. Each phase has its own Adam, and Adam's step does not depend
-    on a loss's scale (up to its ε): w_ae, w_cls and a common factor of w_gen and w_ygen (or of w_dis
-    and w_ydis) change nothing; only the ratios w_gen : w_ygen and w_dis : w_ydis act (the seed's
-    1, 6, 6, 1, 6, 6 set both to 1). How strongly the phases pull the shared encoder is set by --lr
-    and --classify-every, not by these weights."""
+    """Weight of the reconstruction loss. With --encoder-optimizer per-phase each phase has its own
+    Adam, and Adam's step does not depend on a loss's scale (up to its ε): w_ae, w_cls and a common
+    factor of w_gen and w_ygen (or of w_dis and w_ydis) change nothing; only the ratios w_gen : w_ygen
+    and w_dis : w_ydis act (the seed's 1, 6, 6, 1, 6, 6 set both to 1). How strongly the phases pull
+    the shared encoder is then set by --lr and --classify-every, not by these weights."""
     w_gen: float = 6.0
     """Weight of the z generator loss (encoder fooling D)."""
     w_dis: float = 6.0
@@ -126,6 +133,8 @@ class AAEConfig(TrainConfig):
     """--prior gmm: each component's std along its radius."""
     gmm_tangential_std: float = 0.25
     """--prior gmm: each component's std across its radius (and along every coordinate past the 2nd)."""
+
+    named_only_when_set: ClassVar[tuple[str, ...]] = TrainConfig.named_only_when_set + ("encoder_optimizer",)
 
 
 def check_aae_config(c: AAEConfig) -> None:
@@ -306,12 +315,16 @@ class AAE(Model):
         step = lambda params: adam(params, lr=self.config.lr, betas=betas)  # noqa: E731
         critics = list(self.discriminator.parameters()) + (
             list(self.y_discriminator.parameters()) if self.semi else [])
-        phases = [Phase("reconstruction", step([*self.encoder.parameters(), *self.decoder.parameters()]),
-                        self.reconstruction_loss),
+        autoencoder = step([*self.encoder.parameters(), *self.decoder.parameters()])
+        # --encoder-optimizer shared: the generator and classification phases step that same Adam
+        # (the engine zeroes its gradients before each phase; the decoder's, None there, are skipped)
+        encoder = (lambda: autoencoder) if self.config.encoder_optimizer == "shared" else \
+            (lambda: step(self.encoder.parameters()))
+        phases = [Phase("reconstruction", autoencoder, self.reconstruction_loss),
                   Phase("discriminator", step(critics), self.discriminator_loss),
-                  Phase("generator", step(self.encoder.parameters()), self.generator_loss)]
+                  Phase("generator", encoder(), self.generator_loss)]
         if self.semi:
-            phases.append(Phase("classification", step(self.encoder.parameters()), self.classification_loss,
+            phases.append(Phase("classification", encoder(), self.classification_loss,
                                 every=self.config.classify_every))
         return phases
 
