@@ -476,3 +476,15 @@ def test_shared_encoder_optimizer_serves_the_encoders_phases_and_leaves_the_deco
     assert shared.state[first]["step"].item() == 3   # one moment estimate fed by all three phases
     per_phase = {p.name: p.optimizer for p in tiny_aae(mode="semisupervised").phases()}
     assert len({id(o) for o in per_phase.values()}) == 4
+
+
+def test_deterministic_encoder_codes_are_the_mean_and_drop_the_variance_outputs():
+    model = tiny_aae(mode="semisupervised", dim_z=3, deterministic=True).train()
+    assert model.encoder(torch.zeros(1, 1, 28, 28)).shape[1] == 3 + 10       # μ and y's logits only
+    assert tiny_aae(mode="semisupervised", dim_z=3).encoder(torch.zeros(1, 1, 28, 28)).shape[1] == 2 * 3 + 10
+    x = fixed_batch(8).x
+    q, _ = model.posterior(x)
+    assert torch.equal(q.rsample(), q.mean) and torch.equal(q.sample(), q.mean)
+    loss, _ = phase_of(model, "reconstruction").loss(fixed_batch(8))
+    loss.backward()   # gradients reach the encoder through μ
+    assert all(p.grad is not None for p in model.encoder.parameters())

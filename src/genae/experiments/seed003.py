@@ -41,6 +41,8 @@ class AAETrainingOptions(TrainingOptions):
     """Std of Gaussian noise added to the encoder's [-1, 1] input in training (the seed's --noise: 0.6)."""
     dropout: float = 0.0
     """Drop probability after every hidden layer of encoder and decoder."""
+    deterministic: bool = False
+    """z = μ(x) instead of a draw from N(μ(x), σ²(x)) (the seed's); Makhzani et al. report this one."""
     encoder_optimizer: Literal["per-phase", "shared"] = "per-phase"
     """per-phase: reconstruction, generator and classification each have an Adam of their own (the seed's);
     shared: one Adam serves the three (genae.models.aae)."""
@@ -82,7 +84,7 @@ def _config(opts, **changes) -> AAEConfig:
     return AAEConfig(epochs=opts.epochs, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit,
                      lr_schedule=opts.lr_schedule, lr_decay_epochs=opts.lr_decay_epochs,
                      precision=opts.precision, input_noise=opts.input_noise, dropout=opts.dropout,
-                     encoder_optimizer=opts.encoder_optimizer, **changes)
+                     encoder_optimizer=opts.encoder_optimizer, deterministic=opts.deterministic, **changes)
 
 
 def style_grid(model, dim_z: int, seed: int) -> torch.Tensor:
@@ -203,7 +205,7 @@ def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
               f"Error of argmax q(y|x) on the 10k test images at the best validation epoch; {opts.epochs} epochs, "
               f"z of {opts.dim_z} dimensions, {schedule_words(opts)} learning rate, {opts.precision}, input noise "
               f"std {opts.input_noise}, dropout {opts.dropout}, classification every {opts.classify_every} step(s), "
-              f"{opts.encoder_optimizer} encoder optimizer. Seed 003 reports 97.1% accuracy (2.9% error) with 1280 labels; peers' "
+              f"{opts.encoder_optimizer} encoder optimizer, {'deterministic' if opts.deterministic else 'sampled'} z. Seed 003 reports 97.1% accuracy (2.9% error) with 1280 labels; peers' "
               "reproductions reach about 5% with 100 labels.")
     rep.figure(save_panels(rep.figure_dir / "samples.png", grids, 10,
                            "Semi-supervised AAE: the same style code down each column, the label along each row",

@@ -2,7 +2,7 @@
 
 An autoencoder whose code distribution q(z) = ∫ q(z|x) p_data(x) dx is pushed towards a prior p(z)
 by a discriminator D, as in a GAN, instead of by a KL term. q(z|x) = N(μ(x), σ²(x)) sampled by
-reparametrisation (the seed's choice). Images enter the encoder scaled to [-1, 1]; the decoder
+reparametrisation (the seed's choice; --deterministic: z = μ(x), the paper's). Images enter the encoder scaled to [-1, 1]; the decoder
 ends in tanh.
 
 Modes (--mode):
@@ -105,6 +105,9 @@ class AAEConfig(TrainConfig):
     bf16 --dropout 0.25`, one seed)."""
     adam_beta1: float = 0.5
     """Adam β₁ of every phase (the seed's 0.5)."""
+    deterministic: bool = False
+    """z = μ(x), a point mass (Makhzani et al. report their results with this deterministic encoder);
+    without it z ~ N(μ(x), σ²(x)) by reparametrisation (the seed's)."""
     encoder_optimizer: Literal["per-phase", "shared"] = "per-phase"
     """per-phase: reconstruction, generator and classification each step the encoder with an Adam of
     their own (the seed's). shared: one Adam over encoder and decoder serves all three (as musyoku's
@@ -134,7 +137,7 @@ class AAEConfig(TrainConfig):
     gmm_tangential_std: float = 0.25
     """--prior gmm: each component's std across its radius (and along every coordinate past the 2nd)."""
 
-    named_only_when_set: ClassVar[tuple[str, ...]] = TrainConfig.named_only_when_set + ("encoder_optimizer",)
+    named_only_when_set: ClassVar[tuple[str, ...]] = TrainConfig.named_only_when_set + ("encoder_optimizer", "deterministic")
 
 
 def check_aae_config(c: AAEConfig) -> None:
@@ -181,7 +184,7 @@ class AAE(Model):
         decoder_cond = 0 if config.mode == "unsupervised" else N_CLASSES
         self.encoder, self.decoder = build_networks(
             "mlp", dim_z=config.dim_z, n_hidden=config.n_hidden, n_layers=config.n_layers, cond_dim=decoder_cond,
-            encoder_cond=False, enc_out=2 * config.dim_z + (N_CLASSES if self.semi else 0), dropout=config.dropout)
+            encoder_cond=False, enc_out=self._code_outputs + (N_CLASSES if self.semi else 0), dropout=config.dropout)
         hidden = [config.n_hidden] * config.n_layers
         self.discriminator = mlp([config.dim_z + (N_CLASSES + 1 if config.label_prior else 0), *hidden, 1])
         self.y_discriminator = mlp([N_CLASSES, *hidden, 1]) if self.semi else None
@@ -211,14 +214,25 @@ class AAE(Model):
         return super().prepare(x, y, generator)
 
     # ------------------------------------------------------------ the networks
+    @property
+    def _code_outputs(self) -> int:
+        """Encoder outputs for z: μ alone (--deterministic) or μ and log σ²."""
+        return self.config.dim_z * (1 if self.config.deterministic else 2)
+
     def posterior(self, x: torch.Tensor):
-        """(q(z|x), logits of q(y|x) or None) for images x in [0, 1]; training adds --input-noise."""
+        """(q(z|x), logits of q(y|x) or None) for images x in [0, 1]; training adds --input-noise.
+        With --deterministic q(z|x) is the point mass at μ(x), a Normal of std 0 (its samples are μ)."""
         h = to_signed(x)
         if self.training and self.config.input_noise > 0:
             h = h + self.config.input_noise * torch.randn_like(h)
         out = self.encoder(h)
-        q = diagonal_gaussian(out[:, :2 * self.config.dim_z], "exp")
-        return q, (out[:, 2 * self.config.dim_z:] if self.semi else None)
+        code, rest = out[:, :self._code_outputs], out[:, self._code_outputs:]
+        if self.config.deterministic:
+            mu = code.float()
+            q = Independent(Normal(mu, torch.zeros_like(mu), validate_args=False), 1, validate_args=False)
+        else:
+            q = diagonal_gaussian(code, "exp")
+        return q, (rest if self.semi else None)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """q(z|x) (the encoder never sees the label)."""
