@@ -1,9 +1,12 @@
-"""Matrix-product throughput for the yardstick VAE's layer shapes (batch 128), fp32 and bf16.
+"""Matrix-product throughput for the yardstick VAE's and M2's layer shapes, fp32 and bf16.
 
     .venv/bin/python benchmarks/gemm_throughput.py
 
 The ceiling for any training loop here: a 784-400-20 VAE epoch over 60,000 images needs about
-197 GFLOP of matrix products (forward, and backward without the input's gradient).
+197 GFLOP of matrix products (forward, and backward without the input's gradient). M2 (784-500-50,
+one hidden layer, the issue's ≤ 5 s epoch) sums its bound over ten labels per unlabeled image, so its
+decoder multiplies 10 × 128 rows at once (plus the labeled draw): its FLOP per epoch are counted
+here by torch's FlopCounterMode, as in train_speed.py, and divided by the fastest measured rate.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ SHAPES = {  # (m, k, n): (m×k) @ (k×n)
     "x @ W1 (forward, first layer)": (128, 784, 400),
     "h @ W4 (forward, last layer)": (128, 400, 784),
     "xᵀ @ dh (weight gradient)": (784, 128, 400),
+}
+M2_SHAPES = {  # the decoder's output layer over 10 labels × 128 images, forward and weight gradient
+    "M2: h @ W_out (forward, 10 labels)": (1280, 500, 784),
+    "M2: hᵀ @ d_out (weight gradient)": (500, 1280, 784),
+    "M2: d_out @ W_outᵀ (input gradient)": (1280, 784, 500),
 }
 YARDSTICK_GFLOP = 197.0
 
@@ -48,8 +56,39 @@ def main() -> None:
         a, b = gflops(m, k, n, torch.float32), gflops(m, k, n, torch.bfloat16)
         fp32.append(a)
         print(f"| {name} | {m}×{k}×{n} | {a:.0f} | {b:.0f} |", flush=True)
+    m2 = {dtype: [] for dtype in ("fp32", "bf16")}
+    for name, (m, k, n) in M2_SHAPES.items():
+        a, b = gflops(m, k, n, torch.float32, 50), gflops(m, k, n, torch.bfloat16, 50)
+        m2["fp32"].append(a)
+        m2["bf16"].append(b)
+        print(f"| {name} | {m}×{k}×{n} | {a:.0f} | {b:.0f} |", flush=True)
     print(f"\n{YARDSTICK_GFLOP:.0f} GFLOP per yardstick epoch at the median fp32 rate: "
           f"{YARDSTICK_GFLOP / statistics.median(fp32):.2f} s of matrix products alone")
+    m2_gflop = m2_epoch_gflop()
+    for dtype, rates in m2.items():
+        print(f"{m2_gflop:,.0f} GFLOP per M2 epoch (50,000 images, batch 128 + a labeled draw of 100) at the "
+              f"fastest {dtype} rate above ({max(rates):.0f} GFLOP/s): {m2_gflop / max(rates):.1f} s of matrix "
+              "products alone")
+
+
+def m2_epoch_gflop() -> float:
+    """M2's matrix-product GFLOP per epoch over the 50k training images: one step's, counted by
+    FlopCounterMode on a batch of 128 plus the labeled draw, times the 391 steps."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from genae.data import load_mnist
+    from genae.models.registry import MODELS, build
+
+    torch.manual_seed(0)
+    model = build("m2", MODELS["m2"].config(n_labels=100))
+    data = model.prepare_data(load_mnist())
+    model.train()
+    batch = model.prepare(data.train.x[:128], data.train.y[:128])
+    (phase,) = model.phases()
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = phase.loss(batch)
+        loss.backward()
+    return counter.get_total_flops() * -(-len(data.train) // 128) / 1e9
 
 
 if __name__ == "__main__":
