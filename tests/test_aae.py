@@ -488,3 +488,20 @@ def test_deterministic_encoder_codes_are_the_mean_and_drop_the_variance_outputs(
     loss, _ = phase_of(model, "reconstruction").loss(fixed_batch(8))
     loss.backward()   # gradients reach the encoder through μ
     assert all(p.grad is not None for p in model.encoder.parameters())
+
+
+def test_shared_encoder_optimizer_checkpoints_once_and_resumes(tmp_path):
+    from safetensors import safe_open
+
+    def run(epochs: int, resume: bool):
+        model = tiny_aae(mode="semisupervised", n_labels=20, labeled_batch=8, batch_size=64, epochs=epochs,
+                         encoder_optimizer="shared")
+        return fit(model, model.prepare_data(synthetic_mnist(256)), tmp_path, device=CPU, quiet=True, resume=resume)
+
+    run(1, resume=False)
+    with safe_open(str(tmp_path / "checkpoint.safetensors"), "pt") as f:
+        owners = {key.split("/")[1] for key in f.keys() if key.startswith("optim/")}
+    assert owners == {"reconstruction", "discriminator"}   # the shared Adam once, under its first phase
+    history = run(2, resume=True)
+    assert [line["epoch"] for line in history] == [1, 2]
+    assert all(math.isfinite(v) for part in history[-1]["train"].values() for v in part.values())

@@ -55,6 +55,17 @@ class Phase:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
 
+def distinct_optimizers(phases: list[Phase]) -> dict[str, torch.optim.Optimizer]:
+    """Each optimizer once, under the name of the first phase that steps it (phases may share one, as
+    the AAE's with --encoder-optimizer shared): checkpoints hold every state once, and a learning
+    rate is set once per optimizer."""
+    named: dict[str, torch.optim.Optimizer] = {}
+    for phase in phases:
+        if all(phase.optimizer is not seen for seen in named.values()):
+            named[phase.name] = phase.optimizer
+    return named
+
+
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -154,7 +165,7 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
     flush_denormals()
     rank, world = distributed.init_from_env(device)
     phases = model.phases()
-    optimizers = {p.name: p.optimizer for p in phases}
+    optimizers = distinct_optimizers(phases)
     state = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "stopped": False}
     ckpt = out / CHECKPOINT_FILE
     metrics_path = out / METRICS_FILE
