@@ -107,13 +107,22 @@ class AAEConfig(TrainConfig):
     """Adam β₁ of every phase (the seed's 0.5)."""
     deterministic: bool = False
     """z = μ(x), a point mass (Makhzani et al. report their results with this deterministic encoder);
-    without it z ~ N(μ(x), σ²(x)) by reparametrisation (the seed's)."""
+    without it z ~ N(μ(x), σ²(x)) by reparametrisation (the seed's). Semi-supervised, 100 labels, 10
+    epochs, bf16, seeds 0, 1, 2: test error 9.56 / 11.91 / 11.18% against 8.03 / 12.48 / 10.89% sampled
+    (`genae run aae-semisupervised --n-labels 100 --seeds 0 1 2 --epochs 10 --precision bf16 [--deterministic]`):
+    no gain; the labeled cross-entropy is below 0.01 by epoch 2 either way."""
     encoder_optimizer: Literal["per-phase", "shared"] = "per-phase"
     """per-phase: reconstruction, generator and classification each step the encoder with an Adam of
     their own (the seed's). shared: one Adam over encoder and decoder serves all three (as musyoku's
     AAE code), so its moment estimates mix the phases' gradients: a phase whose gradients are small
     against the others' (the labeled cross-entropy once the labels are fitted) takes small steps, and
-    the loss weights w_ae : w_gen : w_cls then act between these phases too."""
+    the loss weights w_ae : w_gen : w_cls then act between these phases too. At the seed's weights
+    the classifier then does not learn its labels (100 labels, 10 epochs, bf16: labeled cross-entropy
+    2–3.7 throughout, test error 80.7% and 50.7% for seeds 0 and 1, `genae run aae-semisupervised
+    --n-labels 100 --seeds 0 1 --epochs 10 --precision bf16 --encoder-optimizer shared`); with --w-cls
+    100 (`genae train aae --mode semisupervised --n-labels 100 --dim-z 10 --epochs 10 --precision bf16
+    --encoder-optimizer shared --w-cls 100 --seed 0`) it memorises them again (cross-entropy 0.001 by
+    epoch 2) and errs on 7.45% of the test set (best validation 7.2%, epoch 8; per-phase: 8.03%)."""
     w_ae: float = 1.0
     """Weight of the reconstruction loss. With --encoder-optimizer per-phase each phase has its own
     Adam, and Adam's step does not depend on a loss's scale (up to its ε): w_ae, w_cls and a common
