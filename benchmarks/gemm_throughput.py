@@ -24,7 +24,7 @@ SHAPES = {  # (m, k, n): (m×k) @ (k×n)
     "h @ W4 (forward, last layer)": (128, 400, 784),
     "xᵀ @ dh (weight gradient)": (784, 128, 400),
 }
-M2_SHAPES = {  # the decoder's output layer over 10 labels × 128 images, forward and weight gradient
+M2_SHAPES = {  # the decoder's output layer over 10 labels × 128 images: forward and both gradients
     "M2: h @ W_out (forward, 10 labels)": (1280, 500, 784),
     "M2: hᵀ @ d_out (weight gradient)": (500, 1280, 784),
     "M2: d_out @ W_outᵀ (input gradient)": (1280, 784, 500),

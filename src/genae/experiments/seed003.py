@@ -205,7 +205,8 @@ def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
               f"Error of argmax q(y|x) on the 10k test images at the best validation epoch; {opts.epochs} epochs, "
               f"z of {opts.dim_z} dimensions, {schedule_words(opts)} learning rate, {opts.precision}, input noise "
               f"std {opts.input_noise}, dropout {opts.dropout}, classification every {opts.classify_every} step(s), "
-              f"{opts.encoder_optimizer} encoder optimizer, {'deterministic' if opts.deterministic else 'sampled'} z. Seed 003 reports 97.1% accuracy (2.9% error) with 1280 labels; peers' "
+              f"{opts.encoder_optimizer} encoder optimizer, {'deterministic' if opts.deterministic else 'sampled'} z. "
+              "Seed 003 reports 97.1% accuracy (2.9% error) with 1280 labels; peers' "
               "reproductions reach about 5% with 100 labels.")
     rep.figure(save_panels(rep.figure_dir / "samples.png", grids, 10,
                            "Semi-supervised AAE: the same style code down each column, the label along each row",

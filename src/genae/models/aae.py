@@ -2,8 +2,8 @@
 
 An autoencoder whose code distribution q(z) = ∫ q(z|x) p_data(x) dx is pushed towards a prior p(z)
 by a discriminator D, as in a GAN, instead of by a KL term. q(z|x) = N(μ(x), σ²(x)) sampled by
-reparametrisation (the seed's choice; --deterministic: z = μ(x), the paper's). Images enter the encoder scaled to [-1, 1]; the decoder
-ends in tanh.
+reparametrisation (the seed's choice; --deterministic: z = μ(x), the paper's). Images enter the
+encoder scaled to [-1, 1]; the decoder ends in tanh.
 
 Modes (--mode):
   unsupervised    D(z) tells prior codes from encoder codes; --prior gaussian | gmm (ten Gaussians,
@@ -146,7 +146,8 @@ class AAEConfig(TrainConfig):
     gmm_tangential_std: float = 0.25
     """--prior gmm: each component's std across its radius (and along every coordinate past the 2nd)."""
 
-    named_only_when_set: ClassVar[tuple[str, ...]] = TrainConfig.named_only_when_set + ("encoder_optimizer", "deterministic")
+    named_only_when_set: ClassVar[tuple[str, ...]] = TrainConfig.named_only_when_set + (
+        "encoder_optimizer", "deterministic")
 
 
 def check_aae_config(c: AAEConfig) -> None:
@@ -341,8 +342,8 @@ class AAE(Model):
         autoencoder = step([*self.encoder.parameters(), *self.decoder.parameters()])
         # --encoder-optimizer shared: the generator and classification phases step that same Adam
         # (the engine zeroes its gradients before each phase; the decoder's, None there, are skipped)
-        encoder = (lambda: autoencoder) if self.config.encoder_optimizer == "shared" else \
-            (lambda: step(self.encoder.parameters()))
+        shared = self.config.encoder_optimizer == "shared"
+        encoder = lambda: autoencoder if shared else step(self.encoder.parameters())  # noqa: E731
         phases = [Phase("reconstruction", autoencoder, self.reconstruction_loss),
                   Phase("discriminator", step(critics), self.discriminator_loss),
                   Phase("generator", encoder(), self.generator_loss)]
