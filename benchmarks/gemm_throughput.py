@@ -6,7 +6,7 @@ The ceiling for any training loop here: a 784-400-20 VAE epoch over 60,000 image
 197 GFLOP of matrix products (forward, and backward without the input's gradient). M2 (784-500-50,
 one hidden layer, the issue's ≤ 5 s epoch) sums its bound over ten labels per unlabeled image, so its
 decoder multiplies 10 × 128 rows at once (plus the labeled draw): its FLOP per epoch are counted
-here by torch's FlopCounterMode, as in train_speed.py, and divided by the fastest measured rate.
+here by train_speed.py's count (torch's FlopCounterMode), and divided by the fastest measured rate.
 """
 
 from __future__ import annotations
@@ -72,23 +72,14 @@ def main() -> None:
 
 
 def m2_epoch_gflop() -> float:
-    """M2's matrix-product GFLOP per epoch over the 50k training images: one step's, counted by
-    FlopCounterMode on a batch of 128 plus the labeled draw, times the 391 steps."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """M2's matrix-product GFLOP per epoch over the 50k training images: train_speed.py's count of one
+    step (batch 128 plus the labeled draw) times the steps of an epoch."""
+    from train_speed import ROWS, step_flops   # this folder is on sys.path when run as a script
 
     from genae.data import load_mnist
-    from genae.models.registry import MODELS, build
 
-    torch.manual_seed(0)
-    model = build("m2", MODELS["m2"].config(n_labels=100))
-    data = model.prepare_data(load_mnist())
-    model.train()
-    batch = model.prepare(data.train.x[:128], data.train.y[:128])
-    (phase,) = model.phases()
-    with FlopCounterMode(display=False) as counter:
-        loss, _ = phase.loss(batch)
-        loss.backward()
-    return counter.get_total_flops() * -(-len(data.train) // 128) / 1e9
+    name, kw, n = ROWS["m2"]
+    return step_flops(name, kw, load_mnist()) * -(-n // 128) / 1e9
 
 
 if __name__ == "__main__":
