@@ -91,6 +91,19 @@ def test_cosine_schedule_sets_each_epochs_rate():
     assert opt["toy"].param_groups[0]["lr"] == 0.01
 
 
+def test_a_scaled_rate_keeps_its_scale_under_the_schedule_and_through_a_checkpoint():
+    from genae.train.engine import adam, set_learning_rate
+    model = Toy(ToyConfig(epochs=4, lr=0.01, lr_schedule="cosine"))
+    scaled = adam(model.parameters(), lr=0.01, lr_scale=3.0)
+    assert scaled.param_groups[0]["lr"] == pytest.approx(0.03)
+    set_learning_rate({"toy": scaled}, model.config, 3)
+    assert scaled.param_groups[0]["lr"] == pytest.approx(0.015)
+    restored = adam(model.parameters(), lr=0.01)
+    restored.load_state_dict(scaled.state_dict())
+    set_learning_rate({"toy": restored}, model.config, 1)
+    assert restored.param_groups[0]["lr"] == pytest.approx(0.03)
+
+
 def test_a_held_rate_decays_along_a_half_cosine_over_the_last_epochs():
     from genae.train.engine import set_learning_rate
     model = Toy(ToyConfig(epochs=5, lr=0.01, lr_decay_epochs=2))

@@ -76,6 +76,12 @@ class AAESemiOptions(AAETrainingOptions):
     """Style code dimensions."""
     classify_every: int = 1
     """The classification phase runs on every K-th step only (the seed: 10 with 1000 labels)."""
+    w_cls: float = 1.0
+    """Weight of the classification loss (acts with --encoder-optimizer shared; genae.models.aae)."""
+    label_smoothing: float = 0.0
+    """ε of the classification phase's smoothed one-hot target (0: plain cross-entropy)."""
+    regularization_lr_scale: float = 1.0
+    """Learning rate of the discriminator and generator phases as a multiple of --lr."""
     epochs: int = 100
     """Training epochs per run (the seed's 100)."""
 
@@ -186,7 +192,9 @@ def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
         errors = []
         for seed in opts.seeds:
             config = replace(_config(opts, mode="semisupervised", dim_z=opts.dim_z, n_labels=n_labels or None,
-                                     classify_every=opts.classify_every),
+                                     classify_every=opts.classify_every, w_cls=opts.w_cls,
+                                     label_smoothing=opts.label_smoothing,
+                                     regularization_lr_scale=opts.regularization_lr_scale),
                              seed=seed)
             key = f"{n_labels or 'all'} labels, seed {seed}"
             runs[key] = trained(opts.out, "aae", config, tag=f"semi-{n_labels or 'all'}", device=device,
@@ -204,7 +212,9 @@ def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
     rep.table(["labels", "test error % (mean ± sd over seeds)", "seeds", "paper (Makhzani et al. Table 2)"], rows,
               f"Error of argmax q(y|x) on the 10k test images at the best validation epoch; {opts.epochs} epochs, "
               f"z of {opts.dim_z} dimensions, {schedule_words(opts)} learning rate, {opts.precision}, input noise "
-              f"std {opts.input_noise}, dropout {opts.dropout}, classification every {opts.classify_every} step(s), "
+              f"std {opts.input_noise}, dropout {opts.dropout}, classification every {opts.classify_every} step(s) "
+              f"with weight {opts.w_cls} and label smoothing {opts.label_smoothing}, regularisation phases at "
+              f"{opts.regularization_lr_scale} × the learning rate, "
               f"{opts.encoder_optimizer} encoder optimizer, {'deterministic' if opts.deterministic else 'sampled'} z. "
               "Seed 003 reports 97.1% accuracy (2.9% error) with 1280 labels; peers' "
               "reproductions reach about 5% with 100 labels.")

@@ -70,9 +70,11 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
-    """Adam with the fused kernel (one pass over all parameters per step)."""
-    return torch.optim.Adam(list(params), lr=lr, betas=betas, fused=True)
+def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999), lr_scale: float = 1.0) -> torch.optim.Adam:
+    """Adam with the fused kernel (one pass over all parameters per step). Its rate is lr·lr_scale;
+    the scale stays in the parameter group (and its checkpoint), so a schedule of --lr keeps it."""
+    return torch.optim.Adam([{"params": list(params), "lr_scale": lr_scale}], lr=lr * lr_scale, betas=betas,
+                            fused=True)
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -274,7 +276,8 @@ def snapshot_file(epoch: int) -> str:
 
 def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], config, epoch: int) -> None:
     """The rate for `epoch` (1-based): --lr, or its half-cosine decay to 0 over --epochs, or --lr held
-    and then decayed along a half cosine over the last --lr-decay-epochs."""
+    and then decayed along a half cosine over the last --lr-decay-epochs; times each parameter group's
+    lr_scale (see `adam`)."""
     if config.lr_schedule == "cosine":
         rate = config.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / config.epochs))
     elif config.lr_decay_epochs:
@@ -284,7 +287,7 @@ def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], config, epoc
         return
     for optimizer in optimizers.values():
         for group in optimizer.param_groups:
-            group["lr"] = rate
+            group["lr"] = rate * group.get("lr_scale", 1.0)
 
 
 def _named(sums: dict[str, torch.Tensor | None], keys: dict[str, list[str]]) -> dict[str, dict[str, torch.Tensor]]:
