@@ -91,15 +91,17 @@ def test_cosine_schedule_sets_each_epochs_rate():
     assert opt["toy"].param_groups[0]["lr"] == 0.01
 
 
-def test_a_scaled_rate_keeps_its_scale_under_the_schedule_and_through_a_checkpoint():
+def test_a_scaled_rate_keeps_its_scale_under_the_schedule_and_through_a_checkpoint(tmp_path):
+    from genae.train.checkpoint import load_checkpoint, save_checkpoint
     from genae.train.engine import adam, set_learning_rate
     model = Toy(ToyConfig(epochs=4, lr=0.01, lr_schedule="cosine"))
     scaled = adam(model.parameters(), lr=0.01, lr_scale=3.0)
     assert scaled.param_groups[0]["lr"] == pytest.approx(0.03)
     set_learning_rate({"toy": scaled}, model.config, 3)
     assert scaled.param_groups[0]["lr"] == pytest.approx(0.015)
+    save_checkpoint(tmp_path / "checkpoint.safetensors", model, {"toy": scaled}, epoch=3)
     restored = adam(model.parameters(), lr=0.01)
-    restored.load_state_dict(scaled.state_dict())
+    load_checkpoint(tmp_path / "checkpoint.safetensors", model, {"toy": restored})
     set_learning_rate({"toy": restored}, model.config, 1)
     assert restored.param_groups[0]["lr"] == pytest.approx(0.03)
 
