@@ -45,7 +45,7 @@ def test_aae_recipe_trains_every_setting_and_draws_codes_manifolds_and_styles(ro
 
 
 def test_aae_semisupervised_recipe_reports_error_per_label_count_beside_the_paper(root):
-    result = aae_semisupervised(AAESemiOptions(**root, n_labels=(20, 0), epochs=1, dim_z=4))
+    result = aae_semisupervised(AAESemiOptions(**root, n_labels=(20, 0), epochs=1, dim_z=4, lr=5e-4))
     assert set(result.numbers) == {"20 labels, seed 0", "all labels, seed 0"}
     for numbers in result.numbers.values():
         assert 0 <= numbers["error"] <= 1 and numbers["accuracy"] == pytest.approx(1 - numbers["error"])
@@ -53,13 +53,17 @@ def test_aae_semisupervised_recipe_reports_error_per_label_count_beside_the_pape
     assert saved_figures(result) == ["figures/samples.png"]
     report = result.report.read_text()
     assert "0.85 ± 0.02" in report and "| 20 |" in report
+    assert "learning rate from 0.0005" in report   # the rate the runs trained at, not the seed's 2e-4
+    (run,) = (root["out"] / "models").glob("aae-semi-20-*")
+    assert json.loads((run / "config.json").read_text())["lr"] == 5e-4
 
 
 def test_recipe_training_options_reach_every_aae_config():
     from genae.experiments.seed003 import _config
 
-    for options in (AAEOptions(input_noise=0.3, dropout=0.2, precision="bf16"),
-                    AAESemiOptions(input_noise=0.3, dropout=0.2, precision="bf16")):
+    for options in (AAEOptions(input_noise=0.3, dropout=0.2, precision="bf16", lr=1e-3),
+                    AAESemiOptions(input_noise=0.3, dropout=0.2, precision="bf16", lr=1e-3)):
         config = _config(options, mode="semisupervised")
-        assert (config.input_noise, config.dropout, config.precision) == (0.3, 0.2, "bf16")
-    assert _config(AAESemiOptions()).input_noise == 0.0   # the seed's default: no noise, same run hashes
+        assert (config.input_noise, config.dropout, config.precision, config.lr) == (0.3, 0.2, "bf16", 1e-3)
+    seeds = _config(AAESemiOptions())
+    assert (seeds.input_noise, seeds.lr) == (0.0, 2e-4)   # the seed's defaults: no noise, 2e-4, same run hashes

@@ -37,6 +37,8 @@ PAPER_ERRORS = {100: "1.90 ± 0.10", 1000: "1.60 ± 0.08", 0: "0.85 ± 0.02"}   
 @dataclass
 class AAETrainingOptions(TrainingOptions):
     """Training options of every AAE run of a recipe (the seed's learning rate is a constant 2e-4)."""
+    lr: float = 2e-4
+    """Adam learning rate of every phase (the seed's 2e-4; genae.models.aae's --lr gives the probes)."""
     input_noise: float = 0.0
     """Std of Gaussian noise added to the encoder's [-1, 1] input in training (the seed's --noise: 0.6)."""
     dropout: float = 0.0
@@ -87,7 +89,7 @@ class AAESemiOptions(AAETrainingOptions):
 
 
 def _config(opts, **changes) -> AAEConfig:
-    return AAEConfig(epochs=opts.epochs, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit,
+    return AAEConfig(epochs=opts.epochs, lr=opts.lr, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit,
                      lr_schedule=opts.lr_schedule, lr_decay_epochs=opts.lr_decay_epochs,
                      precision=opts.precision, input_noise=opts.input_noise, dropout=opts.dropout,
                      encoder_optimizer=opts.encoder_optimizer, deterministic=opts.deterministic, **changes)
@@ -211,7 +213,7 @@ def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
         arrays[n_labels] = errors
     rep.table(["labels", "test error % (mean ± sd over seeds)", "seeds", "paper (Makhzani et al. Table 2)"], rows,
               f"Error of argmax q(y|x) on the 10k test images at the best validation epoch; {opts.epochs} epochs, "
-              f"z of {opts.dim_z} dimensions, {schedule_words(opts)} learning rate, {opts.precision}, input noise "
+              f"z of {opts.dim_z} dimensions, {schedule_words(opts)} learning rate from {opts.lr:g}, {opts.precision}, input noise "
               f"std {opts.input_noise}, dropout {opts.dropout}, classification every {opts.classify_every} step(s) "
               f"with weight {opts.w_cls} and label smoothing {opts.label_smoothing}, regularisation phases at "
               f"{opts.regularization_lr_scale} × the learning rate, "
