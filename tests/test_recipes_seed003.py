@@ -41,7 +41,7 @@ def test_aae_recipe_trains_every_setting_and_draws_codes_manifolds_and_styles(ro
     assert "figures/supervised-style.png" in figures
     assert sum(f.startswith("figures/codes-") for f in figures) == 4
     report = result.report.read_text()
-    assert "340 ± 2" in report and "constant learning rate, fp32" in report   # the learning-rate path
+    assert "340 ± 2" in report and "constant learning rate from 0.0002, fp32" in report   # the learning-rate path
 
 
 def test_aae_semisupervised_recipe_reports_error_per_label_count_beside_the_paper(root):
