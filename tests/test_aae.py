@@ -534,3 +534,26 @@ def test_regularization_lr_scale_speeds_the_adversarial_phases_only_and_is_check
                            "needs --encoder-optimizer per-phase")):
         with pytest.raises(ValueError, match=match):
             AAE(AAEConfig(n_hidden=8, **kwargs))
+
+
+def test_discriminator_noise_blurs_both_critics_inputs_in_training_only_and_is_checked():
+    batch = fixed_batch(labels=False)
+    accuracy = {}
+    for std in (0.0, 3.0):
+        # the z critic against the mixture prior (far from the first codes), the categorical one in semi mode
+        mixture = tiny_aae(prior="gmm", lr=3e-3, discriminator_noise=std)
+        semi = tiny_aae(mode="semisupervised", lr=3e-3, discriminator_noise=std)
+        for _ in range(60):
+            z_parts = step(phase_of(mixture, "discriminator"), batch)
+            y_parts = step(phase_of(semi, "discriminator"), batch)
+        accuracy[std] = z_parts["d_accuracy"], y_parts["dy_accuracy"]
+        codes = mixture.encode(batch.x).mean
+        with torch.no_grad():   # noise is drawn afresh on every call in training, never in evaluation
+            repeatable = torch.equal(mixture._discriminate(codes, batch.y), mixture._discriminate(codes, batch.y))
+            assert repeatable == (std == 0)
+            mixture.eval()
+            assert torch.equal(mixture._discriminate(codes, batch.y), mixture._discriminate(codes, batch.y))
+    assert min(accuracy[0.0]) > 0.85          # clean inputs: both critics tell prior draws from codes
+    assert max(accuracy[3.0]) < 0.75          # std 3, far above the one-hots' and codes' gaps: they cannot
+    with pytest.raises(ValueError, match="--discriminator-noise -0.1"):
+        AAE(AAEConfig(n_hidden=8, discriminator_noise=-0.1))

@@ -43,6 +43,8 @@ class AAETrainingOptions(TrainingOptions):
     """Std of Gaussian noise added to the encoder's [-1, 1] input in training (the seed's --noise: 0.6)."""
     dropout: float = 0.0
     """Drop probability after every hidden layer of encoder and decoder."""
+    discriminator_noise: float = 0.0
+    """Std of Gaussian noise on every discriminator input in training (0: none, the seed's)."""
     deterministic: bool = False
     """z = μ(x) instead of a draw from N(μ(x), σ²(x)) (the seed's); Makhzani et al. report this one."""
     encoder_optimizer: Literal["per-phase", "shared"] = "per-phase"
@@ -92,6 +94,7 @@ def _config(opts, **changes) -> AAEConfig:
     return AAEConfig(epochs=opts.epochs, lr=opts.lr, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit,
                      lr_schedule=opts.lr_schedule, lr_decay_epochs=opts.lr_decay_epochs,
                      precision=opts.precision, input_noise=opts.input_noise, dropout=opts.dropout,
+                     discriminator_noise=opts.discriminator_noise,
                      encoder_optimizer=opts.encoder_optimizer, deterministic=opts.deterministic, **changes)
 
 
@@ -215,7 +218,8 @@ def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
     rep.table(["labels", "test error % (mean ± sd over seeds)", "seeds", "paper (Makhzani et al. Table 2)"], rows,
               f"Error of argmax q(y|x) on the 10k test images at the best validation epoch; {opts.epochs} epochs, "
               f"z of {opts.dim_z} dimensions, {schedule_words(opts)} learning rate from {opts.lr:g}, "
-              f"{opts.precision}, input noise std {opts.input_noise}, dropout {opts.dropout}, classification every "
+              f"{opts.precision}, input noise std {opts.input_noise}, dropout {opts.dropout}, discriminator input "
+              f"noise std {opts.discriminator_noise}, classification every "
               f"{opts.classify_every} step(s) with weight {opts.w_cls} and label smoothing {opts.label_smoothing}, "
               f"regularisation phases at {opts.regularization_lr_scale} × the learning rate, "
               f"{opts.encoder_optimizer} encoder optimizer, {'deterministic' if opts.deterministic else 'sampled'} z. "

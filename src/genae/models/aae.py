@@ -110,6 +110,11 @@ class AAEConfig(TrainConfig):
     ≈ 0.005 from epoch 2): 0.25 gave 8.74% test error (best validation 8.14%, epoch 10) against 8.03%
     (7.87%) without (`genae run aae-semisupervised --n-labels 100 --seeds 0 --epochs 10 --precision
     bf16 --dropout 0.25`, one seed)."""
+    discriminator_noise: float = 0.0
+    """Std of Gaussian noise added in training to every input of both discriminators, the prior's draws
+    and the encoder's codes and q(y|x) alike (musyoku's Chainer AAE uses 0.3), so that the categorical
+    discriminator cannot tell an exact one-hot from a nearly one-hot q(y|x) and mostly judges how the
+    classes are balanced. 0: none (the seed's)."""
     adam_beta1: float = 0.5
     """Adam β₁ of every phase (the seed's 0.5)."""
     deterministic: bool = False
@@ -172,7 +177,7 @@ class AAEConfig(TrainConfig):
     """--prior gmm: each component's std across its radius (and along every coordinate past the 2nd)."""
 
     named_only_when_set: ClassVar[tuple[str, ...]] = TrainConfig.named_only_when_set + (
-        "encoder_optimizer", "deterministic", "label_smoothing", "regularization_lr_scale")
+        "encoder_optimizer", "deterministic", "label_smoothing", "regularization_lr_scale", "discriminator_noise")
 
 
 def check_aae_config(c: AAEConfig) -> None:
@@ -185,6 +190,8 @@ def check_aae_config(c: AAEConfig) -> None:
                          f"{'' if c.mode != 'unsupervised' else ' without --label-prior'}")
     if c.input_noise < 0:
         raise ValueError(f"--input-noise {c.input_noise}: a std must be >= 0")
+    if c.discriminator_noise < 0:
+        raise ValueError(f"--discriminator-noise {c.discriminator_noise}: a std must be >= 0")
     if c.labeled_batch is not None and c.labeled_batch < 1:
         raise ValueError(f"--labeled-batch {c.labeled_batch}: need at least 1")
     if c.classify_every < 1:
@@ -299,7 +306,14 @@ class AAE(Model):
         mean = (self._signed_mean(z, condition) + 1) / 2
         return Independent(Normal(mean, PIXEL_STD, validate_args=False), 3, validate_args=False)
 
+    def _noisy(self, v: torch.Tensor) -> torch.Tensor:
+        """A discriminator's input with --discriminator-noise added (training only)."""
+        if self.training and self.config.discriminator_noise > 0:
+            return v + self.config.discriminator_noise * torch.randn_like(v)
+        return v
+
     def _discriminate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        z = self._noisy(z)
         if self.config.label_prior:
             z = torch.cat([z, F.one_hot(torch.where(y >= 0, y, N_CLASSES), N_CLASSES + 1).to(z.dtype)], 1)
         return self.discriminator(z).squeeze(1)
@@ -339,8 +353,8 @@ class AAE(Model):
         loss = self.config.w_dis * loss_z
         if self.semi:
             y_real = one_hot(torch.randint(N_CLASSES, (len(batch),), device=batch.x.device))
-            e_real = self.y_discriminator(y_real).squeeze(1)
-            e_fake = self.y_discriminator(logits.softmax(1)).squeeze(1)
+            e_real = self.y_discriminator(self._noisy(y_real)).squeeze(1)
+            e_fake = self.y_discriminator(self._noisy(logits.softmax(1))).squeeze(1)
             loss_y = F.binary_cross_entropy_with_logits(e_real, torch.ones_like(e_real)) + \
                 F.binary_cross_entropy_with_logits(e_fake, torch.zeros_like(e_fake))
             loss = loss + self.config.w_ydis * loss_y
@@ -355,7 +369,7 @@ class AAE(Model):
             gen_z = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
             loss, parts = self.config.w_gen * gen_z, {"g_loss": gen_z.detach()}
             if self.semi:
-                e_fake = self.y_discriminator(logits.softmax(1)).squeeze(1)
+                e_fake = self.y_discriminator(self._noisy(logits.softmax(1))).squeeze(1)
                 gen_y = F.binary_cross_entropy_with_logits(e_fake, torch.ones_like(e_fake))
                 loss = loss + self.config.w_ygen * gen_y
                 parts["gy_loss"] = gen_y.detach()
