@@ -111,12 +111,13 @@ class AAEConfig(TrainConfig):
     (7.87%) without (`genae run aae-semisupervised --n-labels 100 --seeds 0 --epochs 10 --precision
     bf16 --dropout 0.25`, one seed)."""
     discriminator_noise: float = 0.0
-    """Std of Gaussian noise added in training to every input of both discriminators, the prior's draws
-    and the encoder's codes and q(y|x) alike (musyoku's Chainer AAE uses 0.3): it blurs the gap between
-    the categorical prior's exact one-hots and a nearly one-hot q(y|x). 0: none (the seed's). No gain
-    at 100 labels: 0.3 gave test errors 8.53 / 8.99 / 8.74% against 6.07 / 7.76 / 9.42% without (10
-    epochs, bf16, lr 1e-3, seeds 0, 1, 2; `genae train aae --mode semisupervised --n-labels 100 --dim-z 10
-    --epochs 10 --precision bf16 --lr 1e-3 --discriminator-noise 0.3 --seed S`, then `genae eval`)."""
+    """Std of Gaussian noise added in training to what both discriminators judge, the prior's draws and
+    the encoder's codes and q(y|x) alike (not --label-prior's label input; musyoku's Chainer AAE uses
+    0.3): it blurs the gap between the categorical prior's exact one-hots and a nearly one-hot q(y|x).
+    0: none (the seed's). No gain at 100 labels: 0.3 gave test errors 8.53 / 8.99 / 8.74% against
+    6.07 / 7.76 / 9.42% without (10 epochs, bf16, lr 1e-3, seeds 0, 1, 2; `genae train aae --mode
+    semisupervised --n-labels 100 --dim-z 10 --epochs 10 --precision bf16 --lr 1e-3 --discriminator-noise
+    0.3 --seed S`, then `genae eval`)."""
     adam_beta1: float = 0.5
     """Adam β₁ of every phase (the seed's 0.5)."""
     deterministic: bool = False
