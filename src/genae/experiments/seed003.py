@@ -44,7 +44,7 @@ class AAETrainingOptions(TrainingOptions):
     dropout: float = 0.0
     """Drop probability after every hidden layer of encoder and decoder."""
     discriminator_noise: float = 0.0
-    """Std of Gaussian noise on every discriminator input in training (0: none, the seed's)."""
+    """Std of Gaussian noise on what every discriminator judges, in training (0: none, the seed's)."""
     deterministic: bool = False
     """z = μ(x) instead of a draw from N(μ(x), σ²(x)) (the seed's); Makhzani et al. report this one."""
     encoder_optimizer: Literal["per-phase", "shared"] = "per-phase"

@@ -142,10 +142,10 @@ class AAEConfig(TrainConfig):
     """The discriminator and generator phases (the paper's regularisation phase) learn at this multiple
     of --lr (its schedule included); reconstruction and classification at --lr. Needs --encoder-optimizer
     per-phase. At 3 the categorical adversary owns q(y|x), as with --classify-every 10: labeled
-    cross-entropy 7–11 for the first epochs,
-    test error 27.25 / 31.73 / 41.01% (100 labels, 10 epochs, bf16, seeds 0, 1, 2, `genae train aae --mode
-    semisupervised --n-labels 100 --dim-z 10 --epochs 10 --precision bf16 --regularization-lr-scale 3
-    --seed S`, then `genae eval`) against 8.03 / 12.48 / 10.89% at 1."""
+    cross-entropy 7–11 for the first epochs, test error 27.25 / 31.73 / 41.01% (100 labels, 10 epochs,
+    bf16, seeds 0, 1, 2, `genae train aae --mode semisupervised --n-labels 100 --dim-z 10 --epochs 10
+    --precision bf16 --regularization-lr-scale 3 --seed S`, then `genae eval`) against 8.03 / 12.48 /
+    10.89% at 1."""
     label_smoothing: float = 0.0
     """Semisupervised: the classification phase's cross-entropy aims at (1 − ε)·one-hot + ε/10 instead
     of the one-hot, so its minimum is at finite logits. With its own Adam, whose step does not shrink
