@@ -5,7 +5,7 @@ seconds per epoch of short M2 runs (100 labels, --n-layers 2, β 3, lr 1e-3, see
     .venv/bin/python benchmarks/m2_precision.py --epochs 2 --rows fp32 bf16
 
 Rows: `fp32`; `bf16` (--precision bf16 as genae trains it: matrix products in bfloat16 except in the
-classifier q(y|x), which M2.classify_logits keeps in float32); `bf16-all` (the classifier in bf16
+classifier q(y|x), which M2._logits keeps in float32); `bf16-all` (the classifier in bf16
 too, as before that choice); `bf16-decoder-fp32` (the classifier in bf16, the decoder p(x|y,z) in
 float32). A row other than fp32 needs a CPU with avx512_bf16 or AMX: elsewhere bf16 is emulated and
 very slow. --limit N (the first N images of each split) is for smoke tests: it needs N ≥ about 1000
@@ -24,7 +24,7 @@ import torch
 
 from genae.data import load_mnist
 from genae.models.semisupervised import M2, M2Config
-from genae.nets.builder import Decoder, Encoder
+from genae.nets import Decoder
 from genae.runtime import configure_process
 from genae.train.engine import fit
 
@@ -41,22 +41,22 @@ def in_float32(method):
 
 
 def classifier_in_bf16(self, x):
-    """M2.classify_logits without its float32 guard: the classifier's products in bf16 under autocast."""
-    return self.classifier(x if isinstance(self.classifier, Encoder) else x.flatten(1))
+    """M2._logits without its float32 guard: the classifier's products in bf16 under autocast."""
+    return self.classifier(x.flatten(1))
 
 
 @contextlib.contextmanager
 def variant(row: str):
     """Patch M2 (and the decoder) for one row; undone on exit."""
-    saved = (M2.classify_logits, Decoder.forward)
+    saved = (M2._logits, Decoder.forward)
     if row in ("bf16-all", "bf16-decoder-fp32"):
-        M2.classify_logits = classifier_in_bf16
+        M2._logits = classifier_in_bf16
     if row == "bf16-decoder-fp32":
         Decoder.forward = in_float32(Decoder.forward)
     try:
         yield
     finally:
-        M2.classify_logits, Decoder.forward = saved
+        M2._logits, Decoder.forward = saved
 
 
 def run_row(row: str, data, epochs: int, seed: int) -> list[dict]:

@@ -32,10 +32,13 @@ import torch
 
 from genae.data import load_mnist
 from genae.data.mnist import MNIST, Split
-from genae.models.registry import MODELS, build
+from genae.device import resolve_device, slow_bf16_warning
+from genae.models.registry import MODELS
 from genae.models.vae import VAEConfig
+from genae.rundir import build_model as build
+from genae.rundir import read_metrics
 from genae.runtime import configure_process
-from genae.train.engine import fit, read_metrics, resolve_device, slow_bf16_warning
+from genae.train.engine import fit
 
 ROWS = {  # row → (model, config options, images per epoch: 60k = the yardstick, 50k = the training split)
     "vae": ("vae", dict(dim_z=20, n_hidden=500, n_layers=2), 60_000),
@@ -69,8 +72,7 @@ def sixty_thousand(data: MNIST) -> MNIST:
 def engine_epochs(name: str, kw: dict, data: MNIST, epochs: int, device: torch.device) -> list[float]:
     torch.manual_seed(0)
     model = build(name, config_for(name, epochs=epochs + 1, batch_size=128, patience=0, **kw))
-    if hasattr(model, "prepare_data"):
-        data = model.prepare_data(data)  # M2: the labeled subset
+    data = model.prepare_data(data)  # M2: the labeled subset
     with tempfile.TemporaryDirectory() as tmp:
         fit(model.to(device), data, Path(tmp), device=device, quiet=True)
         return [m["train_seconds"] for m in read_metrics(Path(tmp))[1:]]
@@ -83,8 +85,7 @@ def step_flops(name: str, kw: dict, data: MNIST) -> float:
 
     torch.manual_seed(0)
     model = build(name, config_for(name, **kw))
-    if hasattr(model, "prepare_data"):
-        data = model.prepare_data(data)
+    data = model.prepare_data(data)
     model.train()
     batch = model.prepare(data.train.x[:128], data.train.y[:128])
     with FlopCounterMode(display=False) as counter:

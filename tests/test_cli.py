@@ -42,9 +42,10 @@ def cvae_run(data_dir, tmp_path_factory):
     return out
 
 
-def test_train_writes_a_run_directory(cvae_run):
+def test_train_writes_a_run_directory(cvae_run, data_dir):
     config = json.loads((cvae_run / "config.json").read_text())
     assert config["model"] == "cvae" and config["dim_z"] == 2 and config["n_hidden"] == 64
+    assert config["data"] == {"data_dir": str(data_dir), "limit": 1000}
     lines = (cvae_run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["valid"]["loss"] < json.loads(lines[0])["valid"]["loss"]
     assert (cvae_run / "model.safetensors").is_file()

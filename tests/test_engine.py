@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import load_file
 
 from fakes import synthetic_mnist
-from genae.train.checkpoint import load_checkpoint, read_metadata
-from genae.train.engine import TrainingDiverged, fit, read_metrics
+from genae.rundir import load_checkpoint, read_metadata, read_metrics
+from genae.train.engine import TrainingDiverged, fit
 from toy import Toy, ToyConfig
 
 CPU = torch.device("cpu")
@@ -91,21 +91,6 @@ def test_cosine_schedule_sets_each_epochs_rate():
     assert opt["toy"].param_groups[0]["lr"] == 0.01
 
 
-def test_a_scaled_rate_keeps_its_scale_under_the_schedule_and_through_a_checkpoint(tmp_path):
-    from genae.train.checkpoint import load_checkpoint, save_checkpoint
-    from genae.train.engine import adam, set_learning_rate
-    model = Toy(ToyConfig(epochs=4, lr=0.01, lr_schedule="cosine"))
-    scaled = adam(model.parameters(), lr=0.01, lr_scale=3.0)
-    assert scaled.param_groups[0]["lr"] == pytest.approx(0.03)
-    set_learning_rate({"toy": scaled}, model.config, 3)
-    assert scaled.param_groups[0]["lr"] == pytest.approx(0.015)
-    save_checkpoint(tmp_path / "checkpoint.safetensors", model, {"toy": scaled}, epoch=3)
-    restored = adam(model.parameters(), lr=0.01)
-    load_checkpoint(tmp_path / "checkpoint.safetensors", model, {"toy": restored})
-    set_learning_rate({"toy": restored}, model.config, 1)
-    assert restored.param_groups[0]["lr"] == pytest.approx(0.03)
-
-
 def test_a_held_rate_decays_along_a_half_cosine_over_the_last_epochs():
     from genae.train.engine import set_learning_rate
     model = Toy(ToyConfig(epochs=5, lr=0.01, lr_decay_epochs=2))
@@ -123,7 +108,7 @@ def test_a_held_rate_decays_along_a_half_cosine_over_the_last_epochs():
     (dict(epochs=3, lr_decay_epochs=1, lr_schedule="cosine"), "--lr-schedule cosine has its own decay"),
 ])
 def test_a_decay_no_run_can_follow_is_refused_by_name(changes, message):
-    from genae.train.config import check_config
+    from genae.models.config import check_config
     with pytest.raises(ValueError, match=message):
         check_config(ToyConfig(**changes))
 
@@ -153,7 +138,7 @@ def test_evaluation_is_repeatable_and_leaves_the_callers_rng_alone():
 
 
 def test_bf16_warns_on_cpus_without_bf16_matrix_instructions(monkeypatch):
-    from genae.train.engine import slow_bf16_warning
+    from genae.device import slow_bf16_warning
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
@@ -164,7 +149,7 @@ def test_bf16_warns_on_cpus_without_bf16_matrix_instructions(monkeypatch):
 
 
 def test_a_phase_with_every_k_runs_on_every_kth_step_and_logs_means_over_those(tmp_path):
-    from genae.train.engine import Phase, adam
+    from genae.models.base import Phase, adam
 
     class Sparse(Toy):
         def __init__(self, config):
@@ -195,7 +180,7 @@ def test_a_phase_with_every_k_runs_on_every_kth_step_and_logs_means_over_those(t
 def test_a_resolved_device_resolves_to_itself(monkeypatch):
     """Recipes pass str(resolve_device('cuda')), i.e. 'cuda:0', on to the runs they train: it must
     resolve again (on the GPU machine every recipe failed with "unknown device 'cuda:0'")."""
-    from genae.train.engine import resolve_device
+    from genae.device import resolve_device
 
     assert resolve_device(str(resolve_device("cpu"))) == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

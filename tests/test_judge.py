@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from fakes import synthetic_mnist, write_npz
-from genae.evaluate.judge import JUDGE_FILE, load_judge, train_judge
+from genae.data import DataSource
+from genae.evaluate.judge import JUDGE_FILE, load_judge
+from genae.experiments.judge import train_judge
 from genae.models.judge import Judge, JudgeConfig, random_shift
-from genae.train.checkpoint import MODEL_FILE
+from genae.rundir import MODEL_FILE
 from genae.train.engine import fit
 
 
@@ -37,8 +39,8 @@ def test_cached_judge_is_checked_against_its_sha256(tmp_path):
     write_npz(data / "mnist.npz")
     with pytest.raises(FileNotFoundError, match="genae judge train"):
         load_judge(tmp_path / "judge")
-    record = train_judge(JudgeConfig(epochs=1, limit=300, data_dir=str(data)), tmp_path / "judge", device="cpu",
-                         quiet=True)
+    record = train_judge(JudgeConfig(epochs=1), tmp_path / "judge", data=DataSource(data_dir=str(data), limit=300),
+                         device="cpu", quiet=True)
     assert 0 <= record["test_accuracy"] <= 1 and record["test_images"] == 300
     judge = load_judge(tmp_path / "judge")
     assert judge.record == record and judge.predict(torch.rand(5, 1, 28, 28)).shape == (5,)
@@ -51,7 +53,8 @@ def test_cached_judge_is_checked_against_its_sha256(tmp_path):
     other.mkdir()
     (other / "config.json").write_text('{"model": "vae"}')
     with pytest.raises(FileExistsError, match="another model"):
-        train_judge(JudgeConfig(epochs=1, limit=300, data_dir=str(data)), other, device="cpu", quiet=True)
+        train_judge(JudgeConfig(epochs=1), other, data=DataSource(data_dir=str(data), limit=300), device="cpu",
+                    quiet=True)
 
 
 def test_frechet_distance_matches_the_closed_form_for_gaussians():
@@ -87,17 +90,20 @@ def test_eval_scores_a_cvae_with_the_cached_judge_only_when_there_is_one(tmp_pat
     from genae.evaluate import evaluate_run
     from genae.evaluate.judge import judge_dir
     from genae.models.vae import VAEConfig
-    from genae.runs import train_run
+    from genae.train.trainer import train_model
     data = tmp_path / "mnist"
     data.mkdir()
     write_npz(data / "mnist.npz")
-    run, _ = train_run("cvae", VAEConfig(dim_z=2, n_hidden=16, epochs=1, limit=300, data_dir=str(data)),
-                       tmp_path / "cvae", device="cpu", quiet=True)
+    source = DataSource(data_dir=str(data), limit=300)
+    run, _ = train_model("cvae", VAEConfig(dim_z=2, n_hidden=16, epochs=1), tmp_path / "cvae", data=source,
+                         device="cpu", quiet=True)
     result = evaluate_run(run, iw_samples=5, limit=50)
     assert "no cached judge" in result["judge"]
+    assert (result["model"], result["n_images"], result["iw_samples"]) == ("cvae", 50, 5)
+    assert result["conditional_nll"] <= -result["elbo"] + 1e-3   # the IWAE bound is at least the ELBO
     with pytest.raises(FileNotFoundError, match="genae judge train"):
         evaluate_run(run, iw_samples=5, limit=50, judge="on")
-    train_judge(JudgeConfig(epochs=1, limit=300, data_dir=str(data)), judge_dir(), device="cpu", quiet=True)
+    train_judge(JudgeConfig(epochs=1), judge_dir(), data=source, device="cpu", quiet=True)
     result = evaluate_run(run, iw_samples=5, limit=50, judge_samples=30)
     assert result["samples_per_label"] == 30 and 0 <= result["conditional_accuracy"] <= 1 and result["judge_frechet_distance"] >= 0
     assert "not Inception FID" in result["judge_note"]
@@ -106,7 +112,7 @@ def test_eval_scores_a_cvae_with_the_cached_judge_only_when_there_is_one(tmp_pat
 def test_analogy_columns_are_scored_by_the_judge(tmp_path, monkeypatch):
     import genae.evaluate.judge as judge_module
     from genae.experiments.common import Report
-    from genae.experiments.seed000 import _judge_columns
+    from genae.experiments.cvae_vs_vae import _judge_columns
 
     class Reader:  # reads every image as its column's label, except row 0 of column 2 (read as 7)
         record = {"test_accuracy": 0.995}

@@ -18,7 +18,7 @@ from genae.experiments import RECIPES
 from genae.experiments.common import format_cell
 from genae.experiments import gallery
 from genae.experiments.reproduce import (PLAN, StepsFailed, equivalent_command, read_state, reproduce, same_options,
-                                         step_options)
+                                         step_options, with_changes)
 
 ONLY = ["reproduce", "semisupervised"]   # one recipe without eval.json files, one with
 SMALL = dict(limit=300, device="cpu", quiet=True)
@@ -140,7 +140,7 @@ def test_changed_options_rerun_a_step(reproduced):
     before = results.stat().st_mtime_ns
     reproduce(out, "quick", only=["reproduce"], data_dir=data, **{**SMALL, "limit": 250})
     assert results.stat().st_mtime_ns != before
-    assert read_state(out)["steps"]["reproduce"]["options"]["limit"] == 250
+    assert read_state(out)["steps"]["reproduce"]["options"]["data"]["limit"] == 250
 
 
 def test_a_killed_step_is_run_again(reproduced, monkeypatch):
@@ -162,7 +162,8 @@ def test_a_killed_step_is_run_again(reproduced, monkeypatch):
 @pytest.mark.parametrize("step", PLAN, ids=lambda s: s.recipe)
 @pytest.mark.parametrize("mode", ["quick", "full"])
 def test_each_steps_command_parses_back_to_its_options(step, mode, tmp_path):
-    options = step_options(step, mode, tmp_path, {"seed": 3, "limit": None, "device": "cpu", "quiet": False})
+    options = step_options(step, mode, tmp_path, {"seed": 3, "data.limit": None, "compute.device": "cpu",
+                                                  "compute.quiet": False})
     words = shlex.split(equivalent_command(step, options))
     assert words[:3] == ["genae", "run", step.recipe]
     assert tyro.cli(RECIPES[step.recipe].options, args=words[3:]) == options
@@ -173,17 +174,20 @@ def test_an_option_added_after_a_step_was_recorded_matches_only_at_its_default(t
     options = step_options(step, "quick", tmp_path, {})
     recorded = json.loads(json.dumps(dataclasses.asdict(options), default=str))
     assert same_options(recorded, options)
-    del recorded["lr_decay_epochs"]   # as a step recorded before the option existed
+    del recorded["setting"]   # as a step recorded before the recipe's option existed
+    del recorded["m2"]["labeled_every"]   # ... and before the model's option existed
     assert same_options(recorded, options)
-    assert not same_options(recorded, dataclasses.replace(options, lr_decay_epochs=2))
-    assert not same_options(recorded, dataclasses.replace(options, epochs=options.epochs + 1))
+    assert not same_options(recorded, dataclasses.replace(options, setting="source"))
+    assert not same_options(recorded, with_changes(options, {"m2.labeled_every": 2}))
+    assert not same_options(recorded, with_changes(options, {"m2.epochs": options.m2.epochs + 1}))
+    assert not same_options(recorded, dataclasses.replace(options, seeds=(0, 1)))
     assert not same_options(None, options)
 
 
 def test_limit_caps_but_never_raises_the_plans_own_limit(tmp_path):
-    step = next(s for s in PLAN if s.quick.get("limit"))
-    assert step_options(step, "quick", tmp_path, {"limit": 10**9}).limit == step.quick["limit"]
-    assert step_options(step, "quick", tmp_path, {"limit": 100}).limit == 100
+    step = next(s for s in PLAN if s.quick.get("data.limit"))
+    assert step_options(step, "quick", tmp_path, {"data.limit": 10**9}).data.limit == step.quick["data.limit"]
+    assert step_options(step, "quick", tmp_path, {"data.limit": 100}).data.limit == 100
 
 
 def test_bad_requests_name_the_problem(reproduced, tmp_path):

@@ -1,19 +1,25 @@
 """Sohn et al.'s CVAE for digit completion: masks, losses, the CLL estimator, the recipe."""
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fakes import synthetic_mnist, write_npz
+from genae.data import DataSource
+from genae.evaluate.likelihood import likelihood_bounds
 from genae.experiments import RECIPES
-from genae.experiments.sohn import QuadrantOptions
+from genae.experiments.quadrants import QuadrantOptions
 from genae.models.registry import build
 from genae.models.sohn import SohnConfig, SohnCVAEConfig, masks
-from genae.runs import train_run
+from genae.options import Compute
+from genae.rundir import load_model
 from genae.train.engine import fit
+from genae.train.trainer import train_model
 
 CPU = torch.device("cpu")
 
@@ -58,7 +64,7 @@ def trained_pair(tmp_path_factory):
     # collapsed posterior every log-weight is equal and the IS bound has no gap to test
     cvae = build("sohn-cvae", SohnCVAEConfig(quadrants=1, n_hidden=48, dim_z=4, epochs=8, batch_size=32, lr=3e-3,
                                               baseline=str(root / "nn")))
-    cvae.load_pretrained()
+    cvae.initialize(load_model)
     frozen = {k: v.clone() for k, v in cvae.baseline.state_dict().items()}
     history = fit(cvae, data, root / "cvae", device=CPU, quiet=True)
     return cvae, data, frozen, history
@@ -89,34 +95,60 @@ def test_cll_bound_is_below_the_negative_elbo(trained_pair):
     log_w = cvae.log_weights(batch, 100)
     cll = -(torch.logsumexp(log_w, 0) - math.log(100))
     assert (cll <= -log_w.mean(0) + 1e-4).all()  # per image, same samples: Jensen
-    metrics = cvae.test_metrics(batch, 100)
-    assert metrics["cll"] < metrics["neg_elbo_10"] and metrics["iw_samples"] == 100
+    assert cvae.capabilities.likelihood == "cll"   # what genae eval reports from these weights
+    torch.manual_seed(0)
+    bounds = likelihood_bounds(cvae, batch, 100, rows=100 * 64)   # one chunk: the same samples
+    torch.testing.assert_close(-bounds["iwae"], cll)
+    assert (-bounds["iwae"]).mean() < (-bounds["elbo"]).mean()
+
+
+def test_completions_keep_the_given_quadrants_of_images_and_read_nothing_else(trained_pair):
+    cvae, data, _, _ = trained_pair
+    x = data.test.x[:4]
+    scrambled = torch.where(cvae.given_mask.bool(), x, torch.rand_like(x))   # other output pixels
+    for model in (cvae, cvae.baseline):
+        torch.manual_seed(0)
+        completed = model.complete(x, 3)
+        torch.manual_seed(0)
+        assert torch.equal(completed, model.complete(scrambled, 3))
+        assert completed.shape == (3, 4, 1, 28, 28)
+        given = cvae.given_mask.bool().expand_as(completed)
+        assert torch.equal(completed[given], x.expand_as(completed)[given])
 
 
 def test_the_cvae_refuses_a_missing_or_mismatched_baseline(tmp_path):
     with pytest.raises(ValueError, match="--baseline"):
-        build("sohn-cvae", SohnCVAEConfig(n_hidden=16)).load_pretrained()
+        build("sohn-cvae", SohnCVAEConfig(n_hidden=16)).initialize(load_model)
     data = tmp_path / "mnist"
     data.mkdir()
     write_npz(data / "mnist.npz")
-    train_run("sohn-baseline", SohnConfig(quadrants=2, n_hidden=16, epochs=1, limit=200, data_dir=str(data)),
-              tmp_path / "nn2", device="cpu", quiet=True)
+    train_model("sohn-baseline", SohnConfig(quadrants=2, n_hidden=16, epochs=1), tmp_path / "nn2",
+                data=DataSource(data_dir=str(data), limit=200), device="cpu", quiet=True)
     with pytest.raises(ValueError, match="--quadrants 1"):
-        build("sohn-cvae", SohnCVAEConfig(quadrants=1, n_hidden=16, baseline=str(tmp_path / "nn2"))).load_pretrained()
+        build("sohn-cvae", SohnCVAEConfig(quadrants=1, n_hidden=16, baseline=str(tmp_path / "nn2"))).initialize(
+            load_model)
 
 
 def test_recipe_writes_the_table_and_a_figure_per_setting(tmp_path):
     data = tmp_path / "mnist"
     data.mkdir()
     write_npz(data / "mnist.npz")
-    opts = QuadrantOptions(out=tmp_path / "runs", quadrants=(1, 3), epochs=1, n_hidden=24, dim_z=4, iw_samples=10,
-                           n_digits=3, n_completions=2, limit=300, data_dir=str(data), device="cpu", quiet=True)
+    defaults = QuadrantOptions()
+    opts = dataclasses.replace(defaults, out=tmp_path / "runs", quadrants=(1, 3),
+                               baseline=dataclasses.replace(defaults.baseline, epochs=1, n_hidden=24),
+                               cvae=dataclasses.replace(defaults.cvae, epochs=1, n_hidden=24, dim_z=4), iw_samples=10,
+                               n_digits=3, n_completions=2, data=DataSource(data_dir=str(data), limit=300),
+                               compute=Compute(device="cpu", quiet=True))
     result = RECIPES["quadrants"].run(opts)
     saved = json.loads((result.report.parent / "results.json").read_text())
     assert saved["figures"] == ["figures/quadrants_1.png", "figures/quadrants_3.png"]
     for q in (1, 3):
         numbers = saved["numbers"][f"quadrants={q}"]
-        assert all(math.isfinite(numbers[k]) for k in ("baseline_nll", "cvae_cll", "cvae_neg_elbo_10"))
+        assert all(math.isfinite(numbers[k]) for k in ("baseline_nll", "cvae_cll", "cvae_neg_elbo"))
+        assert numbers["cvae_cll"] <= numbers["cvae_neg_elbo"] + 1e-4   # the same S log-weights: IWAE ≥ ELBO
+        evaluated = json.loads((Path(saved["runs"][f"cvae q{q}"]) / "eval.json").read_text())
+        assert evaluated["cll"] == numbers["cvae_cll"] and evaluated["elbo"] == -numbers["cvae_neg_elbo"]
+        assert evaluated["iw_samples"] == 10 and evaluated["n_images"] == 300
         assert result.arrays[q].shape == (3, 3 + 2, 1, 28, 28)
     assert "| NN baseline" in result.report.read_text()
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from fakes import synthetic_mnist
-from genae.evaluate.likelihood import likelihood_bounds, log_weights
+from genae.evaluate.likelihood import likelihood_bounds
 from genae.models.base import Batch
 from genae.models.registry import build
 from genae.models.vae import VAEConfig
@@ -59,17 +59,14 @@ def test_batch_loss_is_the_mean_of_per_image_losses():
     assert parts["kl"].item() == pytest.approx(terms_all["kl"].mean().item(), rel=1e-6)
 
 
-def test_kl_matches_closed_form_and_monte_carlo():
+def test_kl_matches_its_closed_form_written_out():
+    """(Against its Monte-Carlo definition, to a few hundredths of a nat: test_likelihood_paths.py.)"""
     model = tiny()
     q = model.encode(batch_of(3).x)
     closed = torch.distributions.kl_divergence(q, model.prior(3))
     mu, std = q.base_dist.loc, q.base_dist.scale
     by_hand = 0.5 * (mu**2 + std**2 - 1 - torch.log(std**2)).sum(1)
     assert torch.allclose(closed, by_hand, atol=1e-5)
-    torch.manual_seed(0)
-    z = q.sample((20_000,))
-    mc = (q.log_prob(z) - model.prior(3).log_prob(z)).mean(0)
-    assert torch.allclose(mc, closed, rtol=0.05, atol=0.05)
 
 
 def test_beta_zero_is_a_plain_autoencoder_loss():
@@ -94,19 +91,17 @@ def test_training_lowers_the_validation_loss(trained_vae):
     assert all(math.isfinite(h["train"]["vae"]["loss"]) for h in history)
 
 
-def test_iwae_bound_is_above_the_elbo_and_rises_with_k(trained_vae):
+def test_iwae_bound_rises_with_k_on_a_trained_model(trained_vae):
+    """(That K = 1 gives the ELBO, and the bound's value against independent paths:
+    test_likelihood_paths.py.)"""
     model, _ = trained_vae
     x = torch.bernoulli(synthetic_mnist(64, seed=9).test.x, generator=torch.Generator().manual_seed(0))
     y = torch.zeros(len(x), dtype=torch.long)
+    batch = Batch(x=x, y=y, target=x)
     means = {}
     for k in (1, 10, 200):
         torch.manual_seed(1)
-        b = likelihood_bounds(model, x, y, k)
-        means[k] = b["iwae"].mean().item()
-        assert (b["iwae"] >= b["elbo"] - 1e-4).all()
-    torch.manual_seed(1)
-    log_w = log_weights(model, x, None, 1)
-    assert means[1] == pytest.approx(log_w.mean().item(), rel=1e-5)  # K=1: IWAE is the ELBO
+        means[k] = likelihood_bounds(model, batch, k)["iwae"].mean().item()
     assert means[1] < means[10] < means[200]
 
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genae.models.base import Batch, Model
-from genae.train.config import TrainConfig
-from genae.train.engine import Phase, adam
+from genae.models.base import Batch, Model, Phase, adam
+from genae.models.config import TrainConfig
 
 
 @dataclass

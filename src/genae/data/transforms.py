@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import torch
 
+VALIDATION_SEED = 1234
+"""Seed of the transforms (binarization, noise) of validation and test images: the same every epoch
+and in every evaluation."""
+
 
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Dynamic binarization: each pixel is 1 with probability equal to its grey level."""

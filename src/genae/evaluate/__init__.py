@@ -1,20 +1,29 @@
-"""Evaluation of a run directory: `evaluate_run` writes DIR/eval.json."""
+"""Evaluation of a run directory on its test (or validation) split: `evaluate_run` writes DIR/eval.json.
+
+What it measures is what the model declares (genae.models.base.Capabilities):
+  likelihood  the ELBO and an importance-sampled bound with K samples (genae.evaluate.likelihood),
+              named as the model says: nll (−log p(x)), conditional_nll (−log p(x|y)), cll
+  always      the model's own test_metrics (M2's error, the AAE's reconstruction error, …)
+  conditional and samples: the reference judge's scores of its samples, when a judge is cached.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from genae.data import load_mnist
+from genae.data.transforms import VALIDATION_SEED
 from genae.evaluate.likelihood import likelihood_bounds
-from genae.models.registry import load, read_run_config
-from genae.train.engine import VALIDATION_SEED
+from genae.rundir import RunDir, load_model, read_record
 
-EVAL_FILE = "eval.json"
+MEANINGS = {
+    "nll": "-log p(x) by importance sampling, IWAE bound with K={k}",
+    "conditional_nll": "-log p(x|y) by importance sampling, IWAE bound with K={k}",
+    "cll": "-log p(y|x) of the output pixels y given the others x, by importance sampling with q(z|x,y), S={k}",
+}
 
 
 def likelihood_note(binarize: str) -> str:
@@ -27,46 +36,36 @@ def likelihood_note(binarize: str) -> str:
 def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "test", device: str = "cpu",
                  limit: int | None = None, progress: bool | None = None, judge: str = "auto",
                  judge_samples: int = 1000) -> dict:
-    """Test-set ELBO and importance-sampled NLL (conditional for the CVAE), or a model's own
-    test_metrics (M2's error, Sohn's CLL, …); writes eval.json.
+    """The run's test numbers (see the module docstring), written to eval.json and returned.
 
     judge: 'auto' scores a conditional model's samples (CVAE, M2, a label-driven AAE) with the
     cached reference judge if one exists (genae judge train), 'on' requires it, 'off' skips it."""
+    if iw_samples < 1:
+        raise ValueError(f"--iw-samples {iw_samples}: need at least 1")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit {limit}: need at least 1 image")
     run_dir = Path(run_dir)
-    name, config = read_run_config(run_dir)
-    model = load(run_dir, device)
-    data = load_mnist(config.data_dir)
-    part = data.split(split)
+    name, config, data = read_record(run_dir)
+    model = load_model(run_dir, device)
+    part = data.load().split(split)
     n = len(part) if limit is None else min(limit, len(part))
     generator = torch.Generator(device=device).manual_seed(VALIDATION_SEED)
     batch = model.prepare(part.x[:n].to(device), part.y[:n].to(device), generator)
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    if hasattr(model, "test_metrics"):  # models with their own test quantities (Sohn's CLL, …)
-        result = {"model": name, "split": split, "n_images": n, **model.test_metrics(batch, iw_samples),
-                  "seconds": round(time.perf_counter() - start, 1)}
-        if getattr(model, "conditional", False) and hasattr(model, "sample") and judge != "off":
-            result.update(judge_scores(model, part.x[:n], judge, device, config.seed, judge_samples))
-        (run_dir / EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
-        return result
-    progress = sys.stderr.isatty() if progress is None else progress
-    bounds = likelihood_bounds(model, batch.x, batch.y, iw_samples, progress=progress)
-    conditional = getattr(model, "conditional", False)
-    result = {
-        "model": name,
-        "split": split,
-        "n_images": n,
-        "likelihood": likelihood_note(config.binarize),
-        "iw_samples": iw_samples,
-        "elbo": bounds["elbo"].mean().item(),
-        ("conditional_nll" if conditional else "nll"): -bounds["iwae"].mean().item(),
-        "nll_meaning": (f"-log p(x|y) by importance sampling, IWAE bound with K={iw_samples}" if conditional
-                        else f"-log p(x) by importance sampling, IWAE bound with K={iw_samples}"),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    if conditional and judge != "off":
+    caps = model.capabilities
+    result = {"model": name, "split": split, "n_images": n}
+    if caps.likelihood:
+        progress = sys.stderr.isatty() if progress is None else progress
+        bounds = likelihood_bounds(model, batch, iw_samples, progress=progress)
+        result.update({"likelihood": likelihood_note(config.binarize), "iw_samples": iw_samples,
+                       "elbo": bounds["elbo"].mean().item(), caps.likelihood: -bounds["iwae"].mean().item(),
+                       "nll_meaning": MEANINGS[caps.likelihood].format(k=iw_samples)})
+    result.update(model.test_metrics(batch))
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    if caps.conditional and caps.samples and judge != "off":
         result.update(judge_scores(model, part.x[:n], judge, device, config.seed, judge_samples))
-    (run_dir / EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    RunDir(run_dir).write_eval(result)
     return result
 
 

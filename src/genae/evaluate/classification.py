@@ -5,13 +5,13 @@ genae has two simple stand-ins from scikit-learn:
   svm_error              an ordinary SVC, RBF kernel (C = 1, γ = 'scale'), fitted on the labeled
                          images only. The means are not standardised: a VAE leaves most of its 50
                          code dimensions unused (means ≈ 0), and scaling those up to unit variance
-                         buried the used ones (M1, 100 labels: 25.2% → 20.3% test error unscaled).
+                         buries the used ones (docs/semisupervised.md).
   label_spreading_error  transductive, like the TSVM: label spreading (Zhou et al. 2004) over the
                          k-nearest-neighbour graph of every training image's code, labeled or not;
                          a test image takes the spread label distribution of its k nearest
                          training codes. k = 10; α = 0.9 (the share of a point's labels that
-                         comes from its neighbours: 0.2, sklearn's default, spread too locally
-                         and gave 12.2% test error at 100 labels, α = 0.9 9.5%, 0.99 10.0%).
+                         comes from its neighbours; sklearn's default 0.2 spreads too locally,
+                         docs/semisupervised.md).
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genae.plots.latent import encoded_means
+from genae.data.transforms import VALIDATION_SEED
+from genae.models.base import encoded_means
 
 
 @torch.no_grad()
 def encoder_features(model, x: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
     """Means of q(z | x) for the images (prepared as in training, seeded), as a numpy array."""
-    from genae.train.engine import VALIDATION_SEED
-
     device = model.device
     generator = torch.Generator(device=device).manual_seed(VALIDATION_SEED)
     labels = torch.zeros(len(x), dtype=torch.long, device=device) if y is None else y.to(device)

@@ -1,6 +1,6 @@
-"""The cached reference judge: train it once, check its weights' sha256 on every load.
+"""The cached reference judge: its weights' sha256 checked on every load, and the scores it gives
+a conditional model's samples. Training it: genae.experiments.judge (`genae judge train`).
 
-    genae judge train                 # → $GENAE_DATA/judge/ (model.safetensors, judge.json)
     from genae.evaluate.judge import load_judge; judge = load_judge()
 
 judge.json records the weights' sha256 and the judge's test accuracy; a judge whose weights no
@@ -15,12 +15,8 @@ from pathlib import Path
 
 import torch
 
-from genae.data.mnist import cache_dir, load_mnist
-from genae.models.judge import JudgeConfig
-from genae.models.registry import load, read_run_config
-from genae.runs import train_run
-from genae.train.checkpoint import MODEL_FILE
-from genae.train.engine import resolve_device
+from genae.data.mnist import cache_dir
+from genae.rundir import MODEL_FILE, load_model
 
 JUDGE_FILE = "judge.json"
 
@@ -29,33 +25,13 @@ def judge_dir() -> Path:
     return cache_dir() / "judge"
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @torch.no_grad()
 def accuracy(judge, x: torch.Tensor, y: torch.Tensor) -> float:
     return (judge.predict(x) == y).float().mean().item()
-
-
-def train_judge(config: JudgeConfig | None = None, out: Path | None = None, *, device: str = "auto",
-                quiet: bool = False) -> dict:
-    """Train the judge into `out` (default: the cache), measure its test accuracy, record both."""
-    out = Path(out) if out is not None else judge_dir()
-    if (out / "config.json").is_file() and read_run_config(out)[0] != "judge":
-        raise FileExistsError(f"{out} holds another model's run; choose another --out for the judge")
-    for stale in (JUDGE_FILE, "checkpoint.safetensors", MODEL_FILE, "metrics.jsonl"):  # retraining replaces it
-        (out / stale).unlink(missing_ok=True)
-    config = config or JudgeConfig()
-    dev = str(resolve_device(device))
-    run, history = train_run("judge", config, out, device=dev, quiet=quiet)
-    judge = load(run, dev)
-    data = load_mnist(config.data_dir)
-    test = data.head(config.limit).test if config.limit else data.test
-    record = {"sha256": _sha256(run / MODEL_FILE), "test_accuracy": accuracy(judge, test.x.to(dev), test.y.to(dev)),
-              "test_images": len(test), "epochs": len(history), "data_dir": config.data_dir}
-    (run / JUDGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    return record
 
 
 def load_judge(where: Path | None = None, device: str = "cpu"):
@@ -65,11 +41,11 @@ def load_judge(where: Path | None = None, device: str = "cpu"):
     if not record_path.is_file():
         raise FileNotFoundError(f"{record_path}: no trained judge; run `genae judge train` first")
     record = json.loads(record_path.read_text())
-    actual = _sha256(where / MODEL_FILE)
+    actual = sha256_of(where / MODEL_FILE)
     if actual != record["sha256"]:
         raise ValueError(f"{where / MODEL_FILE}: sha256 {actual[:12]}… does not match judge.json "
                          f"({record['sha256'][:12]}…); retrain with `genae judge train`")
-    judge = load(where, device)
+    judge = load_model(where, device)
     judge.record = record
     return judge
 

@@ -1,11 +1,13 @@
 """Likelihood bounds by importance sampling with the encoder as proposal.
 
-For an image x (and label y for conditional models) and K samples z_k ~ q(z | x, y):
+For an image x (and label y for conditional models) and K samples z_k ~ q(z | x, y), the model's
+log_weights give
     log w_k = log p(x | z_k, y) + log p(z_k) − log q(z_k | x, y)
     ELBO      = mean_k log w_k                      (unbiased estimate of the evidence lower bound)
     IWAE_K    = log (1/K) Σ_k exp(log w_k)          (Burda et al. 2016; ≥ ELBO, ↑ log p(x|y) as K grows)
 The reported NLL is −IWAE_K with K stated: an upper bound on −log p(x) that tightens with K.
-For the CVAE p(z) does not depend on y (M2), so these bound the conditional −log p(x | y).
+For the CVAE p(z) does not depend on y (M2), so these bound the conditional −log p(x | y); for
+Sohn's CVAE the weights are those of the output pixels given the others, a bound on the CLL.
 """
 
 from __future__ import annotations
@@ -15,16 +17,6 @@ from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
-
-
-@torch.no_grad()
-def log_weights(model, x: torch.Tensor, y: torch.Tensor | None, k: int) -> torch.Tensor:
-    """K×B log importance weights log p(x, z_k | y) − log q(z_k | x, y)."""
-    y = y if getattr(model, "conditional", False) else None
-    q = model.encode(x, y)
-    z = q.sample((k,))                                        # K×B×d
-    log_px = model.decode(z, y).log_prob(x)                   # K×B×1×28×28 pixels, x broadcast
-    return log_px + model.prior(1).log_prob(z) - q.log_prob(z)
 
 
 def iwae(log_w: torch.Tensor) -> torch.Tensor:
@@ -47,8 +39,8 @@ def importance_bounds(log_weights_fn: Callable[[slice, int], torch.Tensor], n: i
     return {"elbo": torch.cat(elbo), "iwae": torch.cat(bound)}
 
 
-def likelihood_bounds(model, x: torch.Tensor, y: torch.Tensor, k: int, *, rows: int = 5_000,
-                      progress: bool = False) -> dict[str, torch.Tensor]:
-    """Per-image ELBO (mean of K log-weights) and IWAE_K bound over a set of images."""
-    return importance_bounds(lambda part, k: log_weights(model, x[part], y[part], k), len(x), k, rows=rows,
+def likelihood_bounds(model, batch, k: int, *, rows: int = 5_000, progress: bool = False) -> dict[str, torch.Tensor]:
+    """Per-image ELBO (mean of K log-weights) and IWAE_K bound over a prepared batch, from the
+    model's own log_weights (genae.models.base: the 'likelihood' capability)."""
+    return importance_bounds(lambda part, k: model.log_weights(batch[part], k), len(batch), k, rows=rows,
                              progress=progress)

@@ -20,24 +20,20 @@ from pathlib import Path
 
 import torch
 
-from genae.experiments import RECIPES
+from genae.experiments import RECIPES, SOURCES
 from genae.experiments.common import format_cell
+from genae.rundir import write_text
 
 REPORT_DIR = "report"
 
-SOURCES = {   # source → (title, where it is described)
-    "seed 000": ("Seed 000 — Conditional VAE vs VAE on MNIST (Kingma et al. 2014's M2 with full labels)",
-                 "a TensorFlow project: reconstruction, denoising, 2-D manifolds per label, analogies"),
-    "seed 001": ("Seed 001 — β-VAE and the encoder's standard deviation",
-                 "a TensorFlow project: β = 0 / 12 / 200 latent spaces; exp vs softplus σ"),
-    "seed 002": ("Seed 002 — CVAE architectures (3 FC, 2 CNN, 3 CNN)",
-                 "a TensorFlow project: reconstructions, samples at std 0.1, 2-D latent spaces"),
-    "Kingma et al. 2014": ("Kingma et al. 2014 — semi-supervised M1, M2, M1+M2",
-                           "the paper's Table 1 (the source documents' missing part)"),
-    "seed 003": ("Seed 003 — Adversarial autoencoders (Makhzani et al. 2015)",
-                 "a TensorFlow reproduction of the paper's Figures 1, 3, 6, 8"),
-    "seed 004": ("Seed 004 — Sohn et al. 2015's CVAE for structured output prediction",
-                 "the Pyro tutorial: completing digits from 1, 2 or 3 quadrants"),
+SECTIONS = {   # source (genae.experiments.SOURCES) → section title
+    "TF CVAE": "Conditional VAE vs VAE on MNIST (after Kingma et al. 2014's M2 with every label)",
+    "TF VAE concepts": "β-VAE and the encoder's standard deviation",
+    "CVAE architectures": "CVAE architectures (3 FC, 2 CNN, 3 CNN)",
+    "Burda et al. 2016": "The VAE's test log-likelihood (Burda et al. 2016)",
+    "Kingma et al. 2014": "Semi-supervised M1, M2, M1+M2 (Kingma et al. 2014)",
+    "TF AAE": "Adversarial autoencoders (Makhzani et al. 2015)",
+    "Pyro CVAE": "Sohn et al. 2015's CVAE for structured output prediction",
 }
 
 SOURCE_SHOWED = {   # what each source document showed for the recipe's figures (their images are not ours to copy)
@@ -61,7 +57,10 @@ SOURCE_SHOWED = {   # what each source document showed for the recipe's figures 
            "manifold, label-guided mixtures with all labels and with 10k labels, supervised style grids for code "
            "dim 2 and 10. Paper: Parzen log-likelihood 340 ± 2.",
     "aae-semisupervised": "Paper (Table 2): 1.90 / 1.60 / 0.85 % test error with 100 / 1000 / all labels; the "
-                          "seed reports 97.1 % accuracy with 1280 labels.",
+                          "AAE source shows the architecture and trains the classification phase every tenth step "
+                          "with 1000 labels, without a number.",
+    "likelihood": "Burda et al. 2016, Table 1: a VAE of this size reaches −log p(x) ≈ 86.76 nats (K = 5000) after "
+                  "3280 epochs.",
     "quadrants": "Input | truth | NN baseline | CVAE samples: the baseline is blurry, CVAE samples are sharp and "
                  "diverse. CLL (nats): NN 100.4 / 61.9 / 25.4, CVAE 71.8 / 51.0 / 24.2 for 1 / 2 / 3 quadrants.",
 }
@@ -89,20 +88,17 @@ def write_report(out: Path, state: dict, recipes: list[str]) -> Path:
     steps = state.get("steps", {})
     parts = [f"<h1>genae — reproduction report ({html.escape(state.get('mode', '?'))})</h1>",
              _preamble(state), _summary_table(recipes, steps)]
-    for source, (title, where) in SOURCES.items():
+    for source, title in SECTIONS.items():
         names = [r for r in recipes if RECIPES[r].source == source]
         if not names:
             continue
-        parts.append(f"<h2>{html.escape(title)}</h2><p><em>Source: {html.escape(where)}.</em></p>")
+        parts.append(f"<h2>{html.escape(title)}</h2><p><em>Source: {html.escape(SOURCES[source])}.</em></p>")
         parts += [_recipe_section(name, state) for name in names]
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>genae reproduction report</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
     path = out / REPORT_DIR / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, page)
 
 
 def locate(state: dict, path) -> Path:
@@ -222,8 +218,9 @@ def _preamble(state: dict) -> str:
              + (f"; git commit <code>{commit}</code>" if commit else "") + ".",
              f"Reference judge: {judge}",
              "Quick runs use a few epochs (and, where a model is slow, fewer images): their numbers show that "
-             "each method works, not the papers' values; <code>genae reproduce --full</code> uses the papers' "
-             "budgets." if state.get("mode") == "quick" else "Full budgets: the source documents' own settings."]
+             "each method works, not the papers' values; <code>genae reproduce --full</code> runs every recipe at "
+             "its defaults." if state.get("mode") == "quick" else "Full budgets: every recipe at its defaults "
+             "(the README's settings)."]
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 

@@ -1,9 +1,10 @@
 """`genae reproduce`: every recipe, with a quick or a full budget, then one HTML report.
 
-    genae reproduce --quick        # ~20 minutes on 2 CPU cores → runs/quick/report/index.html
-    genae reproduce --full         # the papers' budgets (days on 2 CPU cores) → runs/full/report/index.html
+    genae reproduce --quick        # small budgets → runs/quick/report/index.html
+    genae reproduce --full         # every recipe at its defaults (the README's numbers) → runs/full/report/index.html
 
-Each step is one recipe with options changed from its defaults (the plan below). A step whose
+Each step is one recipe with options changed from its defaults (the plan below; a dotted name
+changes a model's option, e.g. "m2.epochs"). A step whose
 results.json exists and whose options are unchanged is skipped (`--force` redoes it); a killed
 reproduce starts again at the step it was in, and that recipe resumes its half-trained models
 from their checkpoints. The state lives in OUT/reproduce.json; the report reads only files
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from genae.experiments import RECIPES
+from genae.rundir import write_json
 
 Mode = Literal["quick", "full"]
 STATE_FILE = "reproduce.json"
@@ -40,60 +42,84 @@ class Step:
 
 
 # Quick budgets: a few epochs on real MNIST (fewer training images where a model is slow), so that
-# every figure and table exists within ~20 minutes; their numbers show the method works, not the
-# papers' values. Full budgets: the source documents' own settings.
+# every figure and table exists within minutes; their numbers show the method works, not the
+# papers' values. Full budgets: each recipe's defaults (the README's settings; the AAEs the
+# source's 100 epochs). full_hours: estimates from the per-epoch times in docs/speed.md.
 PLAN: tuple[Step, ...] = (
-    Step("reproduce", {"epochs": 5}, {}, 0.1),
-    Step("denoising", {"epochs": 3}, {}, 0.2),
-    Step("manifold", {"epochs": 5}, {}, 0.0),
-    Step("analogy-random", {"epochs": 5}, {}, 0.0),
-    Step("analogy-image", {"epochs": 5}, {}, 0.0),
-    Step("beta", {"epochs": 5}, {}, 0.1),
-    Step("sigma", {"epochs": 2, "seeds": (0, 1)}, {}, 0.1),
-    Step("architectures", {"epochs": 2, "limit": 5000, "iw_samples": 20, "judge_samples": 200,
+    Step("reproduce", {"vae.epochs": 5}, {}, 0.1),
+    Step("denoising", {"vae.epochs": 3}, {}, 0.2),
+    Step("manifold", {"vae.epochs": 5}, {}, 0.0),
+    Step("analogy-random", {"vae.epochs": 5}, {}, 0.0),
+    Step("analogy-image", {"vae.epochs": 5}, {}, 0.0),
+    Step("beta", {"vae.epochs": 5}, {}, 0.1),
+    Step("sigma", {"vae.epochs": 2, "seeds": (0, 1)}, {}, 0.1),
+    Step("architectures", {"vae.epochs": 2, "data.limit": 5000, "iw_samples": 20, "judge_samples": 200,
                            "tsne_images": 1000}, {}, 1.2),
-    Step("semisupervised", {"n_labels": (100,), "seeds": (0,), "epochs": 10, "m1_epochs": 10, "limit": 20000},
-         {}, 20.0),
-    Step("aae", {"epochs": 5, "limit": 10000, "guided_labels": 2000, "parzen_samples": 2000, "n_images": 2000},
-         {"epochs": 100}, 3.5),
-    Step("aae-semisupervised", {"n_labels": (100, 1000), "epochs": 5, "limit": 10000}, {"seeds": (0, 1, 2)}, 8.5),
-    Step("quadrants", {"epochs": 4, "limit": 5000}, {}, 1.5),
+    Step("likelihood", {"vae.epochs": 3, "data.limit": 10000, "iw_samples": 50}, {}, 0.3),
+    Step("semisupervised", {"n_labels": (100,), "seeds": (0,), "m1.epochs": 3, "m2.epochs": 3, "m2.lr_decay_epochs": 0,
+                            "m1m2.epochs": 3, "data.limit": 20000}, {}, 13.0),
+    Step("aae", {"aae.epochs": 5, "data.limit": 10000, "guided_labels": 2000, "parzen_samples": 2000,
+                 "n_images": 2000}, {"aae.epochs": 100}, 4.0),
+    Step("aae-semisupervised", {"n_labels": (100, 1000), "seeds": (0,), "aae.epochs": 5, "aae.precision": "fp32",
+                                "data.limit": 10000}, {"n_labels": (100, 1000, 0)}, 7.0),
+    Step("quadrants", {"baseline.epochs": 4, "cvae.epochs": 4, "data.limit": 5000}, {}, 0.5),
 )
 FULL_HOURS = sum(step.full_hours for step in PLAN)
+PREFIXLESS = ("compute", "data")   # nested options whose flags carry no prefix (--device, --limit)
+
+
+def with_changes(options, changes: dict):
+    """`options` with `changes` applied; a dotted name ("m2.epochs") changes a nested config."""
+    top: dict = {}
+    nested: dict[str, dict] = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            top[key] = value
+    for head, sub in nested.items():
+        top[head] = dataclasses.replace(getattr(options, head), **sub)
+    return dataclasses.replace(options, **top)
 
 
 def step_options(step: Step, mode: Mode, out: Path, common: dict) -> object:
     """The recipe's options object: its defaults, the plan's changes for `mode`, then `common`
     (seed, device, data directory, quiet, and a --limit that caps the plan's own)."""
-    recipe = RECIPES[step.recipe]
     changes = dict(step.quick if mode == "quick" else step.full)
-    default_out = Path(recipe.options.__dataclass_fields__["out"].default)
-    changes["out"] = Path(out) / default_out.name
+    changes["out"] = Path(out)
     for key, value in common.items():
         if value is None:
             continue
-        if key == "limit" and changes.get("limit") is not None:
-            value = min(value, changes["limit"])
+        if key == "data.limit" and changes.get("data.limit") is not None:
+            value = min(value, changes["data.limit"])
         changes[key] = value
-    return recipe.options(**changes)
+    return with_changes(RECIPES[step.recipe].defaults(), changes)
 
 
 def equivalent_command(step: Step, options) -> str:
     """`genae run RECIPE ...` with every option that differs from the recipe's default."""
-    defaults = RECIPES[step.recipe].options()
-    words = ["genae", "run", step.recipe]
+    words = ["genae", "run", step.recipe] + _flags(options, RECIPES[step.recipe].defaults(), "")
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _flags(options, defaults, prefix: str) -> list[str]:
+    words: list[str] = []
     for f in dataclasses.fields(options):
-        value = getattr(options, f.name)
-        if value == getattr(defaults, f.name) or f.name == "quiet":
+        value, default = getattr(options, f.name), getattr(defaults, f.name)
+        if f.name == "quiet" or value == default:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        if dataclasses.is_dataclass(value):
+            words += _flags(value, default, "" if f.name in PREFIXLESS else f"{prefix}{f.name}.")
+            continue
+        flag = "--" + prefix + f.name.replace("_", "-")
         if isinstance(value, bool):
-            words.append(flag if value else "--no-" + f.name.replace("_", "-"))
+            words.append(flag if value else f"--{prefix}no-" + f.name.replace("_", "-"))
         elif isinstance(value, (tuple, list)):
             words += [flag, *map(str, value)]
         else:
             words += [flag, str(value)]
-    return " ".join(shlex.quote(w) for w in words)
+    return words
 
 
 def _jsonable(options) -> dict:
@@ -109,14 +135,21 @@ def same_options(recorded: dict | None, options) -> bool:
     step was recorded matches at its default, so adding an option does not redo finished steps."""
     if recorded is None:
         return False
-    now = _jsonable(options)
-    defaults = {f.name: f.default for f in dataclasses.fields(options)}
-    later = {k for k in now.keys() - recorded.keys() if _jsonable_value(defaults[k]) == now[k]}
-    return {k: v for k, v in now.items() if k not in later} == recorded
+    return _same(recorded, _jsonable(options), _jsonable(type(options)()))
+
+
+def _same(recorded: dict, now: dict, defaults: dict) -> bool:
+    """`same_options` at one level of the options, and in the nested ones (a model's config gains options too)."""
+    later = {k for k in now.keys() - recorded.keys() if k in defaults and defaults[k] == now[k]}
+    if recorded.keys() != now.keys() - later:
+        return False
+    return all(_same(old, now[k], defaults.get(k) or {}) if isinstance(old, dict) and isinstance(now[k], dict)
+               else old == now[k] for k, old in recorded.items())
 
 
 def results_file(options, recipe: str) -> Path:
     return Path(options.out) / recipe / "results.json"
+
 
 
 def read_state(out: Path) -> dict:
@@ -125,10 +158,7 @@ def read_state(out: Path) -> dict:
 
 
 def _write_state(out: Path, state: dict) -> None:
-    path = Path(out) / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(Path(out) / STATE_FILE, state)
 
 
 def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = None, force: bool = False,
@@ -152,7 +182,8 @@ def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = No
     steps = [s for s in PLAN if not only or s.recipe in only]
     if not report_only:
         _maybe_train_judge(judge, mode, data_dir, device, quiet)
-        common = {"seed": seed, "data_dir": data_dir, "limit": limit, "device": device, "quiet": quiet}
+        common = {"seed": seed, "data.data_dir": data_dir, "data.limit": limit, "compute.device": device,
+                  "compute.quiet": quiet}
         for i, step in enumerate(steps, 1):
             options = step_options(step, mode, out, common)
             record = state["steps"].get(step.recipe, {})
@@ -183,16 +214,17 @@ def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = No
 
 
 def _maybe_train_judge(judge: str, mode: Mode, data_dir, device: str, quiet: bool) -> None:
-    """--judge train, or --full with no cached judge: train the reference judge first (~6 min)."""
-    from genae.evaluate.judge import JUDGE_FILE, judge_dir, train_judge
-    from genae.models.judge import JudgeConfig
+    """--judge train, or --full with no cached judge: train the reference judge first."""
+    from genae.data import DataSource
+    from genae.evaluate.judge import JUDGE_FILE, judge_dir
+    from genae.experiments.judge import train_judge
 
     cached = (judge_dir() / JUDGE_FILE).is_file()
     if judge == "train" or (judge == "auto" and mode == "full" and not cached):
         _say(quiet, "judge: training the reference judge (genae judge train)")
-        train_judge(JudgeConfig(data_dir=data_dir), device=device, quiet=quiet)
+        train_judge(data=DataSource(data_dir=data_dir), device=device, quiet=quiet)
     elif not cached:
-        _say(quiet, "judge: none cached, so judge scores are left out (`genae judge train`, ~6 min, adds them)")
+        _say(quiet, "judge: none cached, so judge scores are left out (`genae judge train` adds them)")
 
 
 def _say(quiet: bool, message: str) -> None:

@@ -1,17 +1,23 @@
 """Kingma et al. 2014's semi-supervised MNIST table: M1 (+ SVM or label spreading), M2 and M1+M2, 100…3000 labels.
 
-    genae run semisupervised                               # every N, 3 seeds, every model
-    genae run semisupervised --n-labels 100 --seeds 0 --models m2 --epochs 10   # one quick cell
+    genae run semisupervised --models m2 --n-labels 100              # one cell: M2, 100 labels, 3 seeds
+    genae run semisupervised --n-labels 100 --seeds 0 --models m2 --m2.epochs 10   # a quick look
+    genae run semisupervised --setting source                        # Kingma et al.'s networks and budgets
 
 Each cell is the test error at the best validation epoch (10k validation images with labels
 choose the epoch), mean ± sd over the seeds; each seed draws its own balanced labeled subset from
-the 50k training split. M1 is one VAE (784-500-500-50) trained once without labels; its encoder
-means feed an RBF SVM fitted on the labeled images, and label spreading over all training images
-(genae.evaluate.classification). M1+M2 trains M2 on that VAE's latent space.
+the 50k training split. M1 is one VAE trained once without labels (--m1.*); its encoder means feed
+an RBF SVM fitted on the labeled images, and label spreading over all training images
+(genae.evaluate.classification). M2 trains on pixels (--m2.*), M1+M2 on that VAE's latent space
+(--m1m2.*). The default setting ('ours') is the one behind the README's rows: M2 with two hidden
+layers, β 3, 80 epochs ending in 20 of decay; a convolutional M1 with β 0.25 whose codes feed an
+M1+M2 with the labeled bound at its share of the data ('bound-share'). '--setting source' gives
+Kingma et al.'s: one hidden layer of 500, β 1, and an MLP M1 (docs/semisupervised.md compares them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +29,14 @@ import torch
 from genae.data.subsets import balanced_subset
 from genae.evaluate import evaluate_run
 from genae.evaluate.classification import encoder_features, label_spreading_error, svm_error
-from genae.experiments.common import RecipeResult, Report, TrainingOptions, recipe_start, schedule_words, trained
-from genae.models.registry import load
-from genae.models.semisupervised import M2Config
+from genae.experiments.common import (RecipeOptions, RecipeResult, Report, as_config, model_options, recipe_start,
+                                      schedule_words, train)
+from genae.models.config import check_config
+from genae.models.semisupervised import M2Config, check_m2_config
 from genae.models.vae import VAEConfig
-from genae.nets import Architecture
 from genae.plots.grids import save_grid
-from genae.train.config import check_config
-from genae.train.engine import read_metrics
+from genae.rundir import load_model as load
+from genae.rundir import read_metrics
 
 PAPER = {  # Kingma et al. 2014, Table 1: test error (%) on MNIST
     "m1": {100: "11.82 ± 0.25", 600: "5.72 ± 0.05", 1000: "4.24 ± 0.07", 3000: "3.49 ± 0.04"},
@@ -41,78 +47,64 @@ ROW_TITLES = {"m1": "M1 + SVM", "m1-spreading": "M1 + label spreading"}
 PYRO_M2 = {100: "6.8", 3000: "4.2"}  # the Pyro ss_vae_M2 example, as quoted by the issue
 
 
+SET_BY_RECIPE = ("seed", "n_labels", "m1_run", "snapshots")
+
+
 @dataclass
-class SemiSupervisedOptions(TrainingOptions):
-    out: Path = Path("runs/semisupervised")
-    """Root folder: semisupervised/ (table, figure, report) and models/ (the runs)."""
+class SemiSupervisedOptions(RecipeOptions):
+    setting: Literal["ours", "source"] = "ours"
+    """Defaults of the three models: ours (the README's rows) or source (Kingma et al.'s)."""
     n_labels: tuple[int, ...] = (100, 600, 1000, 3000)
     """Labeled training images (balanced, multiples of 10)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """One labeled subset and one training run per seed."""
     models: tuple[Literal["m1", "m2", "m1+m2"], ...] = ("m1", "m2", "m1+m2")
     """Which rows of the table to make."""
-    epochs: int = 100
-    """Training epochs of each M2 and M1+M2 run (the best validation epoch is kept)."""
-    m1_epochs: int = 100
-    """Training epochs of M1's VAE. Its best validation weights are the features: more than 100 epochs
-    changes nothing here (with 200, the validation ELBO is still best at epoch 97 on grey-level MNIST)."""
-    m1_beta: float = 1.0
-    """Weight of the KL term of M1's VAE (1: its ELBO, as Kingma et al.). Below 1 the codes keep more of
-    the image in more dimensions (19 of 50 at 0.25, 12 at 1), at the price of a looser bound, and M1+M2
-    classifies better: with --labeled-weight bound-share --lr 1e-3, 60 epochs, 100 labels, 3 seeds,
-    3.20 ± 0.16% test error at 0.25 against 4.51 ± 0.08% at 1."""
-    m1_arch: Architecture = "mlp"
-    """Encoder/decoder of M1's VAE (see `genae train vae --help`): mlp, Kingma et al.'s 500-500, or a
-    convolutional one, e.g. conv (2 convolutions, 3 transposed). M1+M2 with --m1-arch conv --m1-epochs 30
-    --m1-beta 0.25, --labeled-weight bound-share --lr 1e-3, 60 epochs, 100 labels, 3 seeds: 2.27 ± 0.09%
-    test error (3.20 ± 0.16% with mlp); 1000 labels: 2.13 ± 0.13% (2.83 ± 0.19% with mlp)."""
-    lr: float = 3e-4
-    """Adam learning rate of M2 and M1+M2 (M1+M2 with --labeled-weight bound-share, 100 labels, 3 seeds:
-    4.51 ± 0.08% test error after 60 epochs at 1e-3, 4.61 ± 0.49% after 120 at 3e-4)."""
-    labeled_batch: int = 100
-    """Labeled images drawn for every step."""
-    beta: float = 1.0
-    """Weight of M2's KL(q(z|x,y) ‖ p(z)) in training (1: the paper's bound; see `genae train m2 --help`),
-    for M2 and M1+M2 alike: 3 helps M2 on pixels, not M1+M2 (100 labels, seed 0, 50 epochs, labeled
-    weight batch: 17.9% test error at β 3, lr 1e-3 against 11.0% at β 1, lr 3e-4; with bound-share, β 3
-    also rises after epoch 14)."""
-    labeled_weight: Literal["batch", "share", "bound-share"] = "batch"
-    """Weight of the labeled terms per step, for M2 and M1+M2 (see `genae train m2 --help`)."""
-    n_layers: int = 1
-    """Hidden layers of 500 units in each of M2's networks (classifier, encoder, decoder), for M2 and M1+M2
-    (1: Kingma et al.'s M2). On pixels 2 learn faster (M2, --beta 3 --lr 1e-3, 100 labels, 3 seeds: 6.12 ±
-    0.88% test error after 30 epochs, 5.44 ± 0.43% after 60, 5.01 ± 0.23% after 10 more with
-    --lr-decay-epochs 10, 4.59 ± 1.24% with --epochs 80 --lr-decay-epochs 20; 6.07 ± 0.61% with 1 after
-    100); on M1's codes 2 did worse (30-epoch probe, 100 labels: 6.45% validation error against
-    3.25%); see `genae.models.semisupervised`."""
-    dim_z: int = 50
-    """Dimensions of M2's style z (Kingma et al.: 50), for M2 and M1+M2."""
+    m1: VAEConfig = model_options(VAEConfig, "seed", "snapshots", arch="conv", dim_z=50, beta=0.25, epochs=30)
+    """M1: the VAE whose codes feed the SVM and M1+M2 (trained once, seed 0)."""
+    m2: M2Config = model_options(M2Config, *SET_BY_RECIPE, n_layers=2, beta=3.0, lr=1e-3, epochs=80,
+                                 lr_decay_epochs=20)
+    """M2 on pixels."""
+    m1m2: M2Config = model_options(M2Config, *SET_BY_RECIPE, labeled_weight="bound-share", lr=1e-3, epochs=60)
+    """M2 on M1's codes (M1+M2)."""
+
+
+def source_setting() -> SemiSupervisedOptions:
+    """Kingma et al.'s models: an MLP M1 (784-500-500-50) for 100 epochs; M2 and M1+M2 with one hidden
+    layer of 500, β 1, Adam 3e-4, 100 epochs."""
+    fields = {f.name: f for f in dataclasses.fields(SemiSupervisedOptions)}
+    m1, m2 = fields["m1"].default_factory(), fields["m2"].default_factory()
+    m2_source = dataclasses.replace(m2, n_layers=1, beta=1.0, lr=3e-4, epochs=100, lr_decay_epochs=0)
+    return SemiSupervisedOptions(setting="source", m1=dataclasses.replace(m1, arch="mlp", beta=1.0, epochs=100),
+                                 m2=m2_source, m1m2=dataclasses.replace(m2_source))
+
+
+SETTINGS = {"source": source_setting}   # beside "ours", the options class's own defaults
 
 
 def m1_config(opts: SemiSupervisedOptions) -> VAEConfig:
-    return VAEConfig(dim_z=50, n_hidden=500, n_layers=2, arch=opts.m1_arch, epochs=opts.m1_epochs, lr=1e-3,
-                     beta=opts.m1_beta, seed=0, data_dir=opts.data_dir, limit=opts.limit)
+    return as_config(opts.m1, seed=0)
 
 
 def m2_config(opts: SemiSupervisedOptions, n: int, seed: int, m1_run: Path | None = None) -> M2Config:
-    return M2Config(n_labels=n, seed=seed, epochs=opts.epochs, lr=opts.lr, labeled_batch=opts.labeled_batch,
-                    beta=opts.beta, labeled_weight=opts.labeled_weight, n_layers=opts.n_layers, dim_z=opts.dim_z,
-                    lr_schedule=opts.lr_schedule, lr_decay_epochs=opts.lr_decay_epochs, precision=opts.precision,
-                    data_dir=opts.data_dir, limit=opts.limit, m1_run=None if m1_run is None else str(m1_run))
+    options = opts.m2 if m1_run is None else opts.m1m2
+    return as_config(options, n_labels=n, seed=seed, m1_run=None if m1_run is None else str(m1_run))
 
 
 def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
     for n in opts.n_labels:
         if n < 10 or n % 10:
             raise ValueError(f"--n-labels {n}: a balanced subset needs a positive multiple of 10")
-    check_config(m2_config(opts, 100, opts.seed))   # the shared options, before M1's VAE trains for an hour
+    for config in (m2_config(opts, 100, opts.seed), as_config(opts.m1m2, n_labels=100)):   # before M1 trains
+        check_config(config)
+        check_m2_config(config)
+    check_config(m1_config(opts))
     device, rep, data = recipe_start(opts, "semisupervised", "Semi-supervised MNIST: M1, M2, M1+M2 (Kingma et al. 2014)")
     runs: dict[str, Path] = {}
     errors: dict[tuple[str, int], list[float]] = {}
     m1_run = None
     if {"m1", "m1+m2"} & set(opts.models):
-        m1_run = runs["m1-vae"] = trained(opts.out, "vae", m1_config(opts), tag="m1-z50", device=device,
-                                          quiet=opts.quiet)
+        m1_run = runs["m1-vae"] = train(opts, "vae", m1_config(opts), tag=f"m1-{opts.m1.arch}-z{opts.m1.dim_z}")
     if "m1" in opts.models:
         m1 = load(m1_run, device)
         train_features = encoder_features(m1, data.train.x)
@@ -133,9 +125,8 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
             for seed in opts.seeds:
                 key = f"{name}-n{n}-seed{seed}"
                 config = m2_config(opts, n, seed, m1_run if name == "m1+m2" else None)
-                run = runs[key] = trained(opts.out, "m2", config, tag=f"{name.replace('+', '')}-n{n}",
-                                          device=device, quiet=opts.quiet)
-                result = evaluate_run(run, device=device, limit=opts.limit)
+                run = runs[key] = train(opts, "m2", config, tag=f"{name.replace('+', '')}-n{n}")
+                result = evaluate_run(run, device=device)
                 history = read_metrics(run)
                 best = min(history, key=lambda h: h["valid"]["loss"])
                 errors.setdefault((name, n), []).append(result["error"])
@@ -156,16 +147,23 @@ def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
               rows, "Test error of argmax q(y|x) (M2, M1+M2) at the best validation epoch, or of M1's classifier, "
                     f"over seeds {list(opts.seeds)}; each seed its own balanced labeled subset of the 50k training "
                     "images. M1's classifiers (genae.evaluate.classification): an RBF SVM on the labeled codes, and "
-                    "label spreading over all training codes (transductive, like the paper's TSVM). M2 and M1+M2: "
-                    f"{opts.epochs} epochs, learning rate {opts.lr} ({schedule_words(opts)}), {opts.precision}, "
-                    f"KL weight β = {opts.beta}, labeled weight '{opts.labeled_weight}', {opts.n_layers} hidden "
-                    f"layer(s) of 500, z {opts.dim_z}; M1's VAE: "
-                    f"{opts.m1_arch}, {opts.m1_epochs} epochs, KL weight β = {opts.m1_beta}, fp32.")
+                    "label spreading over all training codes (transductive, like the paper's TSVM). "
+                    f"Setting '{opts.setting}': " + "; ".join(
+                        f"{what}: {_words(config)}" for what, config in (("M2", opts.m2), ("M1+M2", opts.m1m2)))
+                    + f"; M1's VAE: {opts.m1.arch}, z {opts.m1.dim_z}, {opts.m1.epochs} epochs, KL weight β = "
+                    f"{opts.m1.beta}, {opts.m1.precision}.")
     arrays = {}
     m2_keys = [k for k in runs if k.startswith("m2-")]
     if m2_keys:
         arrays["analogies"] = _analogy_figure(rep, runs[m2_keys[0]], data, device, opts.seed)
     return RecipeResult(rep.write(runs), rep.numbers, arrays)
+
+
+def _words(config: M2Config) -> str:
+    """An M2 config in a caption's words."""
+    return (f"{config.epochs} epochs, learning rate {config.lr} ({schedule_words(config)}), {config.precision}, "
+            f"KL weight β = {config.beta}, labeled weight '{config.labeled_weight}', {config.n_layers} hidden "
+            f"layer(s) of {config.n_hidden}, z {config.dim_z}")
 
 
 @torch.no_grad()
@@ -174,7 +172,7 @@ def _analogy_figure(rep: Report, run: Path, data, device: str, seed: int) -> tor
     model = load(run, device)
     torch.manual_seed(seed)
     x, y = data.test.x[:8].to(device), data.test.y[:8].to(device)
-    z = model.encode(model.prepare(x, y).x, y).mean
+    z = model.encode(x, y).mean
     labels = torch.arange(10, device=device)
     images = torch.stack([model.decode(z, torch.full_like(y, k)).mean for k in labels], 1)  # 8×10×…
     grid = torch.cat([x[:, None], images], 1).flatten(0, 1)

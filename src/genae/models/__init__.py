@@ -1,5 +1,1 @@
-"""Models: VAE / β-VAE / CVAE so far; the registry maps names to them."""
-
-from genae.models.registry import MODELS, build, load
-
-__all__ = ["MODELS", "build", "load"]
+"""Models: every model family, the interface they share (base) and the registry of their names."""

@@ -1,8 +1,8 @@
-"""Adversarial autoencoders (Makhzani et al. 2015; seed 003).
+"""Adversarial autoencoders (Makhzani et al. 2015, after a TensorFlow reproduction: the AAE source).
 
 An autoencoder whose code distribution q(z) = ∫ q(z|x) p_data(x) dx is pushed towards a prior p(z)
 by a discriminator D, as in a GAN, instead of by a KL term. q(z|x) = N(μ(x), σ²(x)) sampled by
-reparametrisation (the seed's choice; --deterministic: z = μ(x), the paper's). Images enter the
+reparametrisation (the source's choice; --deterministic: z = μ(x), the paper's). Images enter the
 encoder scaled to [-1, 1]; the decoder ends in tanh.
 
 Modes (--mode):
@@ -18,19 +18,17 @@ Modes (--mode):
                   a classification phase trains q(y|x) on the labeled subset.
 
 Phases on every batch, in this order, each with its own Adam (β₁ = --adam-beta1; with
---encoder-optimizer shared, reconstruction, generator and classification step one Adam; discriminator
-and generator at --regularization-lr-scale × --lr):
+--encoder-optimizer shared, reconstruction, generator and classification step one Adam):
   reconstruction  encoder + decoder:  w_ae · ‖tanh(decoder) − x‖² summed over pixels of x ∈ [-1, 1]
                   (= −log p(x|z) + const. for p(x|z) = N(decoder mean, σ² = 1/8) on [0, 1] pixels)
   discriminator   D (and D_y):  w_dis · [BCE(D(z_prior), 1) + BCE(D(z_encoder), 0)]  (+ w_ydis · same for y)
   generator       encoder:  w_gen · BCE(D(z_encoder), 1)  (+ w_ygen · BCE(D_y(q(y|x)), 1))
   classification  encoder (semisupervised only):  w_cls · CE(q(y|x), y) on the labeled images
-                  (the target smoothed to (1 − ε)·one-hot(y) + ε/10 with --label-smoothing ε)
                   (on every --classify-every-th step only)
 Each BCE is a mean over the batch. When every phase has its own Adam, whose step ignores a loss's
 scale, the weights act only as ratios within a phase (w_dis : w_ydis, w_gen : w_ygen).
 Semi-supervised accuracy is that of the epoch with the lowest validation error (the engine keeps
-those weights).
+those weights). What the options did in practice: docs/aae.md.
 
     genae train aae --prior gmm --label-prior --n-labels 10000 --out runs/aae-gmm-labels
     genae train aae --mode semisupervised --n-labels 100 --dim-z 10 --out runs/aae-ss-100
@@ -41,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -50,11 +48,10 @@ from torch.distributions import Independent, Normal
 from genae.data.mnist import MNIST
 from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
 from genae.data.transforms import to_signed
-from genae.models.base import N_CLASSES, Batch, Model, one_hot
+from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
+from genae.models.config import TrainConfig
 from genae.models.priors import GaussianMixturePrior, make_prior
 from genae.nets import build_networks, diagonal_gaussian, mlp
-from genae.train.config import TrainConfig
-from genae.train.engine import Phase, adam
 
 PIXEL_STD = 1 / math.sqrt(8)  # p(x|z)'s std on [0, 1] pixels that makes −log p the [-1, 1] squared error
 
@@ -62,106 +59,49 @@ PIXEL_STD = 1 / math.sqrt(8)  # p(x|z)'s std on [0, 1] pixels that makes −log 
 @dataclass
 class AAEConfig(TrainConfig):
     epochs: int = 100
-    """Maximum number of passes over the training split (the seed's 100)."""
+    """Maximum number of passes over the training split (the AAE source's 100)."""
     lr: float = 2e-4
-    """Adam learning rate of every phase (the seed's 2e-4). Semi-supervised, 100 labels, 10 epochs, bf16,
-    seeds 0, 1, 2: 6e-4 gave test errors 7.80 / 11.34 / 8.70% and 1e-3 gave 6.07 / 7.76 / 9.42% against
-    8.03 / 12.48 / 10.89% at 2e-4 (`genae train aae --mode semisupervised --n-labels 100 --dim-z 10 --epochs 10
-    --precision bf16 --lr R --seed S`, then `genae eval`): each seed better at each step up, though the
-    validation error jumps by up to 10 points between epochs at 6e-4 and 1e-3; at 2e-3 every seed was
-    worse again (13.51 / 12.17 / 16.02%)."""
+    """Adam learning rate of every phase (the AAE source's 2e-4)."""
     mode: Literal["unsupervised", "supervised", "semisupervised"] = "unsupervised"
-    """unsupervised: D matches the codes to the prior; supervised: the decoder also gets the label, z
-    holds the style; semisupervised: the encoder also predicts y, matched to a categorical prior."""
+    """unsupervised; supervised (the decoder also gets y, so z holds the style); semisupervised (the
+    encoder also predicts y)."""
     prior: Literal["gaussian", "gmm"] = "gaussian"
     """Prior on z: N(0, I), or ten rotated Gaussians on a circle (genae.models.priors)."""
     label_prior: bool = False
-    """Unsupervised --prior gmm only: the one-hot label (11 classes, the 11th 'unlabeled') goes into
-    the discriminator and digit k's real codes come from component k."""
+    """--prior gmm: the discriminator also sees the label (11th class: unlabeled); digit k's prior
+    codes come from component k."""
     n_labels: Optional[int] = None
-    """Labeled training images (balanced, drawn by --seed) for --label-prior and semisupervised;
-    the others are unlabeled. None: every training label is used."""
+    """Labeled training images (balanced; the rest unlabeled) for --label-prior and semisupervised;
+    None: all."""
     labeled_batch: Optional[int] = None
-    """Labeled images drawn from the labeled subset for every step, joining the batch, when some labels
-    are hidden. None: 32 in semisupervised mode (the seed's), --batch-size with --label-prior (with
-    only the ~20% labeled images of a plain batch, the unlabeled majority decides which component
-    holds which digit: 10k labels gave 34% of test codes in their digit's component, vs 92% with
-    the draw, after 5 epochs)."""
+    """Labeled images joining every batch when labels are hidden; None: 32 (semisupervised, the
+    source's), else --batch-size."""
     classify_every: int = 1
-    """Semisupervised: the classification phase runs on every K-th step only (the seed: every 10th
-    with 1000 labels), so the few labels are fitted less often than the adversarial phases run.
-    With 100 labels, K = 10 left q(y|x) at chance (89% validation error for 4 epochs, the labeled
-    cross-entropy rising): the categorical adversary's generator steps, ten per classification step,
-    own it; K = 1 reached 8.3% by epoch 8."""
+    """Semisupervised: the classification phase runs on every K-th step only (the source: every 10th
+    with 1000 labels)."""
     dim_z: int = 2
     """Code dimensions (2 draws the code space and manifold as they are)."""
     n_hidden: int = 1000
-    """Units per hidden layer of encoder, decoder and discriminators (the seed's 1000)."""
+    """Units per hidden layer of encoder, decoder and discriminators (the source's 1000)."""
     n_layers: int = 2
-    """Hidden layers of encoder, decoder and discriminators (the seed's 2)."""
+    """Hidden layers of encoder, decoder and discriminators (the source's 2)."""
     input_noise: float = 0.0
-    """Std of Gaussian noise added to the encoder's [-1, 1] input in training (the seed's --noise: 0.6).
-    It does not stop the semi-supervised classifier memorising 100 labels (labeled cross-entropy below
-    0.03 from epoch 2 with or without it): lowest validation error in 10 epochs (seed 0, z 10, fp32)
-    8.27% with 0, 10.60% with 0.3, 9.34% with 0.6."""
+    """Std of Gaussian noise added to the encoder's [-1, 1] input in training (the source's --noise: 0.6)."""
     dropout: float = 0.0
-    """Drop probability after every hidden layer of encoder and decoder (the seed's keep prob. 1.0 = 0).
-    It does not stop the semi-supervised classifier memorising 100 labels either (labeled cross-entropy
-    ≈ 0.005 from epoch 2): 0.25 gave 8.74% test error (best validation 8.14%, epoch 10) against 8.03%
-    (7.87%) without (`genae run aae-semisupervised --n-labels 100 --seeds 0 --epochs 10 --precision
-    bf16 --dropout 0.25`, one seed)."""
+    """Drop probability after every hidden layer of encoder and decoder (the source's keep prob. 1.0)."""
     discriminator_noise: float = 0.0
-    """Std of Gaussian noise added in training to what both discriminators judge, the prior's draws and
-    the encoder's codes and q(y|x) alike (not --label-prior's label input; musyoku's Chainer AAE uses
-    0.3): it blurs the gap between the categorical prior's exact one-hots and a nearly one-hot q(y|x).
-    0: none (the seed's). No gain at 100 labels: 0.3 gave test errors 8.53 / 8.99 / 8.74% against
-    6.07 / 7.76 / 9.42% without (10 epochs, bf16, lr 1e-3, seeds 0, 1, 2; `genae train aae --mode
-    semisupervised --n-labels 100 --dim-z 10 --epochs 10 --precision bf16 --lr 1e-3 --discriminator-noise
-    0.3 --seed S`, then `genae eval`)."""
+    """Std of Gaussian noise on what the discriminators judge, in training (musyoku's AAE: 0.3); 0:
+    none."""
     adam_beta1: float = 0.5
-    """Adam β₁ of every phase (the seed's 0.5)."""
+    """Adam β₁ of every phase (the source's 0.5)."""
     deterministic: bool = False
-    """z = μ(x), a point mass (Makhzani et al. report their results with this deterministic encoder);
-    without it z ~ N(μ(x), σ²(x)) by reparametrisation (the seed's). Semi-supervised, 100 labels, 10
-    epochs, bf16, seeds 0, 1, 2: test error 9.56 / 11.91 / 11.18% against 8.03 / 12.48 / 10.89% sampled
-    (`genae run aae-semisupervised --n-labels 100 --seeds 0 1 2 --epochs 10 --precision bf16 [--deterministic]`):
-    no gain; the labeled cross-entropy is below 0.01 by epoch 2 either way."""
+    """z = μ(x), a point mass (Makhzani et al.'s reported results); otherwise z ~ N(μ(x), σ²(x)) by
+    reparametrisation (the source's)."""
     encoder_optimizer: Literal["per-phase", "shared"] = "per-phase"
-    """per-phase: reconstruction, generator and classification each step the encoder with an Adam of
-    their own (the seed's). shared: one Adam over encoder and decoder serves all three (as musyoku's
-    AAE code), so its moment estimates mix the phases' gradients: a phase whose gradients are small
-    against the others' (the labeled cross-entropy once the labels are fitted) takes small steps, and
-    the loss weights w_ae : w_gen : w_cls then act between these phases too. At the seed's weights
-    the classifier then does not learn its labels (100 labels, 10 epochs, bf16: labeled cross-entropy
-    2–3.7 throughout, test error 80.7% and 50.7% for seeds 0 and 1, `genae run aae-semisupervised
-    --n-labels 100 --seeds 0 1 --epochs 10 --precision bf16 --encoder-optimizer shared`); with --w-cls
-    100 (`genae train aae --mode semisupervised --n-labels 100 --dim-z 10 --epochs 10 --precision bf16
-    --encoder-optimizer shared --w-cls 100 --seed 0`) it memorises them again (cross-entropy 0.001 by
-    epoch 2) and errs on 7.45% of the test set (best validation 7.2%, epoch 8; per-phase: 8.03%)."""
-    regularization_lr_scale: float = 1.0
-    """The discriminator and generator phases (the paper's regularisation phase) learn at this multiple
-    of --lr (its schedule included); reconstruction and classification at --lr. Needs --encoder-optimizer
-    per-phase. At 3 the categorical adversary owns q(y|x), as with --classify-every 10: labeled
-    cross-entropy 7–11 for the first epochs, test error 27.25 / 31.73 / 41.01% (100 labels, 10 epochs,
-    bf16, seeds 0, 1, 2, `genae train aae --mode semisupervised --n-labels 100 --dim-z 10 --epochs 10
-    --precision bf16 --regularization-lr-scale 3 --seed S`, then `genae eval`) against 8.03 / 12.48 /
-    10.89% at 1."""
-    label_smoothing: float = 0.0
-    """Semisupervised: the classification phase's cross-entropy aims at (1 − ε)·one-hot + ε/10 instead
-    of the one-hot, so its minimum is at finite logits. With its own Adam, whose step does not shrink
-    with the gradient, the phase otherwise keeps pushing the 100 labeled images' logits apart long
-    after it has fitted them (cross-entropy ≈ 0.001 by epoch 2). 0: plain cross-entropy. It hurts:
-    the categorical adversary pulls q(y|x) to one-hot against the smoothed target (its cross-entropy
-    0.71–0.86, rising from epoch 2); 100 labels, 10 epochs, bf16, seeds 0, 1, 2, ε = 0.1: test error
-    11.04 / 15.31 / 13.00% against 8.03 / 12.48 / 10.89% without (`genae train aae --mode semisupervised
-    --n-labels 100 --dim-z 10 --epochs 10 --precision bf16 --label-smoothing 0.1 --seed S`, then
-    `genae eval`; the recipe passes the option on too)."""
+    """per-phase: each phase has its own Adam for the encoder (the source's); shared: one for all
+    (musyoku's)."""
     w_ae: float = 1.0
-    """Weight of the reconstruction loss. With --encoder-optimizer per-phase each phase has its own
-    Adam, and Adam's step does not depend on a loss's scale (up to its ε): w_ae, w_cls and a common
-    factor of w_gen and w_ygen (or of w_dis and w_ydis) change nothing; only the ratios w_gen : w_ygen
-    and w_dis : w_ydis act (the seed's 1, 6, 6, 1, 6, 6 set both to 1). How strongly the phases pull
-    the shared encoder is then set by --lr and --classify-every, not by these weights."""
+    """Weight of the reconstruction loss (with per-phase Adams only ratios within a phase act)."""
     w_gen: float = 6.0
     """Weight of the z generator loss (encoder fooling D)."""
     w_dis: float = 6.0
@@ -179,35 +119,29 @@ class AAEConfig(TrainConfig):
     gmm_tangential_std: float = 0.25
     """--prior gmm: each component's std across its radius (and along every coordinate past the 2nd)."""
 
-    named_only_when_set: ClassVar[tuple[str, ...]] = TrainConfig.named_only_when_set + (
-        "encoder_optimizer", "deterministic", "label_smoothing", "regularization_lr_scale", "discriminator_noise")
-
 
 def check_aae_config(c: AAEConfig) -> None:
-    """Reject combinations that would silently do something else, naming the options."""
+    """Reject values and combinations that would fail or silently do something else, naming the options."""
     if c.label_prior and (c.mode != "unsupervised" or c.prior != "gmm"):
         raise ValueError(f"--label-prior needs --mode unsupervised and --prior gmm (got --mode {c.mode}, "
                          f"--prior {c.prior}): each digit is tied to one mixture component")
     if c.n_labels is not None and not (c.label_prior or c.mode == "semisupervised"):
         raise ValueError(f"--n-labels {c.n_labels} has no effect with --mode {c.mode}"
                          f"{'' if c.mode != 'unsupervised' else ' without --label-prior'}")
-    if c.input_noise < 0:
-        raise ValueError(f"--input-noise {c.input_noise}: a std must be >= 0")
-    if c.discriminator_noise < 0:
-        raise ValueError(f"--discriminator-noise {c.discriminator_noise}: a std must be >= 0")
-    if c.labeled_batch is not None and c.labeled_batch < 1:
-        raise ValueError(f"--labeled-batch {c.labeled_batch}: need at least 1")
-    if c.classify_every < 1:
-        raise ValueError(f"--classify-every {c.classify_every}: need at least 1")
-    if c.regularization_lr_scale <= 0:
-        raise ValueError(f"--regularization-lr-scale {c.regularization_lr_scale}: need > 0")
-    if c.regularization_lr_scale != 1 and c.encoder_optimizer == "shared":
-        raise ValueError(f"--regularization-lr-scale {c.regularization_lr_scale} needs --encoder-optimizer "
-                         "per-phase: with shared, the generator phase steps the reconstruction's Adam")
-    if not 0 <= c.label_smoothing < 1:
-        raise ValueError(f"--label-smoothing {c.label_smoothing}: need 0 <= ε < 1")
-    if c.label_smoothing and c.mode != "semisupervised":
-        raise ValueError(f"--label-smoothing {c.label_smoothing} has no effect with --mode {c.mode}")
+    for option, value in (("dim-z", c.dim_z), ("n-hidden", c.n_hidden), ("n-layers", c.n_layers),
+                          ("classify-every", c.classify_every),
+                          ("labeled-batch", 1 if c.labeled_batch is None else c.labeled_batch)):
+        if value < 1:
+            raise ValueError(f"--{option} {value}: need at least 1")
+    for option, value in (("input-noise", c.input_noise), ("discriminator-noise", c.discriminator_noise),
+                          ("w-ae", c.w_ae), ("w-gen", c.w_gen), ("w-dis", c.w_dis), ("w-cls", c.w_cls),
+                          ("w-ygen", c.w_ygen), ("w-ydis", c.w_ydis)):
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"--{option} {value}: must be finite and >= 0")
+    if not 0 <= c.dropout < 1:
+        raise ValueError(f"--dropout {c.dropout}: a drop probability must be in [0, 1)")
+    if not 0 <= c.adam_beta1 < 1:
+        raise ValueError(f"--adam-beta1 {c.adam_beta1}: must be in [0, 1)")
     if c.classify_every != 1 and c.mode != "semisupervised":
         raise ValueError(f"--classify-every {c.classify_every} has no effect with --mode {c.mode}")
 
@@ -251,6 +185,11 @@ class AAE(Model):
     def conditional(self) -> bool:
         """Whether a label chooses what `sample` draws (decoder input or mixture component)."""
         return self.config.mode != "unsupervised" or self.config.label_prior
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(conditional=self.conditional, encodes=True, decodes=True, samples=True,
+                            classifies=self.semi)
 
     # ------------------------------------------------------------ data
     def prepare_data(self, data: MNIST) -> MNIST:
@@ -382,30 +321,28 @@ class AAE(Model):
         known = batch.y >= 0
         if not known.any():
             raise ValueError("the classification phase got a batch without labeled images")
-        ce = F.cross_entropy(self.posterior(batch.x[known])[1], batch.y[known],
-                             label_smoothing=self.config.label_smoothing)
+        ce = F.cross_entropy(self.posterior(batch.x[known])[1], batch.y[known])
         return self.config.w_cls * ce, {"cross_entropy": ce.detach()}
 
     def phases(self) -> list[Phase]:
         betas = (self.config.adam_beta1, 0.999)
         shared = self.config.encoder_optimizer == "shared"
-        regularization = self.config.regularization_lr_scale
 
-        def step(params, lr_scale: float = 1.0):
-            return adam(params, lr=self.config.lr, betas=betas, lr_scale=lr_scale)
+        def step(params):
+            return adam(params, lr=self.config.lr, betas=betas)
 
         autoencoder = step([*self.encoder.parameters(), *self.decoder.parameters()])
 
-        def encoder(lr_scale: float = 1.0):
+        def encoder():
             # --encoder-optimizer shared: the generator and classification phases step the autoencoder's
             # Adam (the engine zeroes its gradients before each phase; the decoder's, None there, are skipped)
-            return autoencoder if shared else step(self.encoder.parameters(), lr_scale)
+            return autoencoder if shared else step(self.encoder.parameters())
 
         critics = list(self.discriminator.parameters()) + (
             list(self.y_discriminator.parameters()) if self.semi else [])
         phases = [Phase("reconstruction", autoencoder, self.reconstruction_loss),
-                  Phase("discriminator", step(critics, regularization), self.discriminator_loss),
-                  Phase("generator", encoder(regularization), self.generator_loss)]
+                  Phase("discriminator", step(critics), self.discriminator_loss),
+                  Phase("generator", encoder(), self.generator_loss)]
         if self.semi:
             phases.append(Phase("classification", encoder(), self.classification_loss,
                                 every=self.config.classify_every))
@@ -425,7 +362,7 @@ class AAE(Model):
         return {**out, "loss": rec}
 
     @torch.no_grad()
-    def test_metrics(self, batch: Batch, iw_samples: int) -> dict:
+    def test_metrics(self, batch: Batch) -> dict:
         sse, errors, matches = [], [], []
         components = self.prior.components(self.device) if self.config.label_prior else None
         for i in range(0, len(batch), 1000):
@@ -455,11 +392,7 @@ class AAE(Model):
         component y); otherwise z ~ N(0, std²·I) decoded with label y. y defaults to 0..9 in turn."""
         if std < 0:
             raise ValueError(f"std {std}: the scale of z must be >= 0")
-        if y is None:
-            y = torch.arange(n) % N_CLASSES
-        elif isinstance(y, int):
-            y = torch.full((n,), y)
-        y = y.to(self.device)
+        y = sample_labels(n, y, self.device)
         if self.config.mode == "unsupervised":
             if isinstance(self.prior, GaussianMixturePrior) and std != 1.0:
                 raise ValueError("std scales the Gaussian prior only; the mixture prior is sampled as it is")

@@ -1,35 +1,105 @@
-"""What every model offers the engine, the evaluator and the CLI.
+"""The model interface: what every model offers the engine, the evaluator, the CLI, export and the
+explorer — declared here, once.
 
-A model owns its networks, declares its training `phases` (see genae.train.engine.Phase) and
-turns raw images into a `Batch` with `prepare`. Generative models also have
-`encode(x, y=None)`, `decode(z, y=None)` and `sample(n, y=None)`.
+Every model
+  - owns its networks and its config (a `TrainConfig` subclass, saved as the run's config.json);
+  - declares its training `phases()`: each `Phase` is a name, an optimizer over the phase's
+    parameters and a loss function from a `Batch` to (scalar loss, {name: detached scalar});
+  - turns raw images into the `Batch` its losses see with `prepare` (binarization, noise, masks);
+  - reports `validation_metrics(batch)` (must include 'loss', lower is better; it picks the best
+    epoch) and `test_metrics(batch)` (its own test quantities, e.g. M2's error; {} by default);
+  - may reshape the data before training (`prepare_data`: hide labels) and take weights from
+    other runs when training starts (`initialize`).
+
+What only some models do is declared by `capabilities` (a `Capabilities`); callers ask it and
+never probe for attributes. The methods behind a capability take images in [0, 1]
+(B×1×28×28), labels as int64 (B,), and return torch.distributions or pixel means in [0, 1]:
+
+  encodes     encode(x, y=None) → q(z | x[, y]);  reconstruct(x, y=None) → pixel means
+  decodes     decode(z, y=None) → p(x | z[, y])
+  samples     sample(n, y=None, *, std=1.0) → n×1×28×28 pixel means
+  classifies  classify_logits(x) → B×10 logits of q(y | x)
+  likelihood  log_weights(batch, k) → K×B log importance weights (genae.evaluate: ELBO, IWAE)
+  completes   complete(x, n) → n×B×1×28×28 completions of partly given images (Sohn et al.)
+`conditional`: a label y chooses what decode and sample draw (and encode needs it too where
+`encodes_label`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 
 from genae.data import transforms
-from genae.train.config import TrainConfig
+from genae.models.config import TrainConfig
 
 N_CLASSES = 10
+
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+LoadRun = Callable[[str], "Model"]
+"""How a model gets another trained run (M1+M2's M1, Sohn's baseline): a path → the loaded model.
+The run-directory module passes its loader in, so models never import it."""
 
 
 @dataclass
 class Batch:
     x: torch.Tensor        # what the encoder sees
-    y: torch.Tensor        # int64 labels
+    y: torch.Tensor        # int64 labels (-1: hidden)
     target: torch.Tensor   # what the decoder must reproduce (x itself, unless denoising)
 
     def __len__(self) -> int:
         return len(self.y)
 
+    def __getitem__(self, part) -> "Batch":
+        return Batch(self.x[part], self.y[part], self.target[part])
+
+
+@dataclass
+class Phase:
+    name: str
+    optimizer: torch.optim.Optimizer
+    loss: LossFn
+    every: int = 1
+    """The phase runs on the run's steps every, 2·every, … only, counted across epochs so that it runs
+    on exactly one step in `every` (its logged means are over the steps it ran)."""
+
+    @property
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+
+def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
+    """Adam with the fused kernel (one pass over all parameters per step)."""
+    return torch.optim.Adam(list(params), lr=lr, betas=betas, fused=True)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model offers beyond training; see the module docstring for each method."""
+
+    conditional: bool = False
+    encodes: bool = False
+    encodes_label: bool = False
+    decodes: bool = False
+    samples: bool = False
+    classifies: bool = False
+    likelihood: Optional[str] = None
+    """The quantity log_weights bounds, as eval.json names it: 'nll' (−log p(x)), 'conditional_nll'
+    (−log p(x | y)) or 'cll' (−log p(output pixels | given pixels)); None: no likelihood."""
+    completes: bool = False
+
+    def require(self, what: str, model_name: str) -> None:
+        """Raise a ValueError naming the model when it lacks capability `what`."""
+        if not getattr(self, what):
+            raise ValueError(f"a {model_name} model does not offer '{what}'")
+
 
 class Model(nn.Module):
-    """Base class: keeps the config and applies the config's batch transforms."""
+    """Base class: keeps the config, applies the config's batch transforms, declares the interface."""
 
     name: str = "model"
 
@@ -38,8 +108,20 @@ class Model(nn.Module):
         self.config = config
 
     @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    # ------------------------------------------------------------ training (every model)
+    def prepare_data(self, data):
+        """The data as this model trains on it (e.g. labels hidden outside a labeled subset)."""
+        return data
+
+    def initialize(self, load_run: LoadRun) -> None:
+        """Called once before a fresh training starts (not on resume): take weights from other runs."""
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """Images in [0, 1] → the batch the losses see: binarized if the config says so; with
@@ -50,13 +132,59 @@ class Model(nn.Module):
             return Batch(x=transforms.salt_and_pepper(x, self.config.noise, generator), y=y, target=x)
         return Batch(x=x, y=y, target=x)
 
-    def phases(self):  # -> list[Phase]
+    def phases(self) -> list[Phase]:
         raise NotImplementedError
 
     def validation_metrics(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-batch means on held-out data; must include 'loss' (lower is better)."""
         raise NotImplementedError
 
+    def test_metrics(self, batch: Batch) -> dict:
+        """The model's own test quantities over a prepared test batch (beyond the likelihood)."""
+        return {}
+
+    # ------------------------------------------------------------ capabilities (some models)
+    def _missing(self, what: str):
+        return NotImplementedError(f"a {self.name} model does not offer '{what}' (see its capabilities)")
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        raise self._missing("encodes")
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise self._missing("encodes")
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
+        raise self._missing("decodes")
+
+    def sample(self, n: int, y: torch.Tensor | int | None = None, *, std: float = 1.0) -> torch.Tensor:
+        raise self._missing("samples")
+
+    def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
+        raise self._missing("classifies")
+
+    def log_weights(self, batch: Batch, k: int) -> torch.Tensor:
+        raise self._missing("likelihood")
+
+    def complete(self, x: torch.Tensor, n: int = 1) -> torch.Tensor:
+        raise self._missing("completes")
+
 
 def one_hot(y: torch.Tensor) -> torch.Tensor:
     return nn.functional.one_hot(y, N_CLASSES).float()
+
+
+def sample_labels(n: int, y: torch.Tensor | int | None, device: torch.device) -> torch.Tensor:
+    """The labels of n samples: y as given (a tensor, or one label for all), else 0..9 in turn."""
+    if y is None:
+        y = torch.arange(n) % N_CLASSES
+    elif isinstance(y, int):
+        y = torch.full((n,), y)
+    return y.to(device)
+
+
+@torch.no_grad()
+def encoded_means(model: Model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """Means of q(z | x[, y]) for a set of images, in batches."""
+    with_label = model.capabilities.encodes_label
+    return torch.cat([model.encode(x[i:i + batch], y[i:i + batch] if with_label else None).mean
+                      for i in range(0, len(x), batch)])

@@ -18,9 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genae.models.base import N_CLASSES, Batch, Model
-from genae.train.config import TrainConfig
-from genae.train.engine import Phase, adam
+from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam
+from genae.models.config import TrainConfig
 
 
 @dataclass
@@ -50,9 +49,16 @@ class Judge(Model):
             nn.Linear(64 * 7 * 7, 256), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(256, N_CLASSES))
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(classifies=True)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B×10) for images in [0, 1]."""
         return self.head(self.features(x))
+
+    def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:

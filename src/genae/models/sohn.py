@@ -1,5 +1,5 @@
 """Sohn, Lee & Yan (2015)'s CVAE for structured output prediction: complete an MNIST digit from
-1, 2 or 3 of its quadrants (seed 004, the Pyro tutorial).
+1, 2 or 3 of its quadrants (as in the Pyro tutorial, the source).
 
 x is the given part of the image (unknown pixels set to −1), y the remaining pixels.
 Baseline:      ŷ = σ(NN(x)), loss −log p(y | x) = BCE summed over the output pixels only.
@@ -23,19 +23,16 @@ Quadrants given as input (fixed): 1 → bottom-left (the tutorial's); 2 → the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Optional
 
 import torch
 from torch.distributions import kl_divergence
 
 from genae.data.transforms import quadrant_mask
-from genae.models.base import Batch, Model
-from genae.nets import Decoder, Encoder, diagonal_gaussian, mlp
-from genae.nets.builder import IMAGE_SIZE
+from genae.models.base import Batch, Capabilities, LoadRun, Model, Phase, adam
+from genae.models.config import TrainConfig
+from genae.nets import IMAGE_SIZE, Decoder, Encoder, diagonal_gaussian, mlp
 from genae.nets.heads import PixelBernoulli
-from genae.train.config import TrainConfig
-from genae.train.engine import Phase, adam
 
 GIVEN = {1: ("bottom_left",), 2: ("top_left", "bottom_left"), 3: ("top_left", "bottom_left", "top_right")}
 UNKNOWN = -1.0  # the value of the pixels the input does not give
@@ -93,10 +90,13 @@ class _Quadrants(Model):
         self.register_buffer("given_mask", given, persistent=False)
         self.register_buffer("output_mask", output, persistent=False)
 
+    def hide(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's input: the given quadrants of images x, UNKNOWN elsewhere."""
+        return torch.where(self.given_mask.bool(), x, torch.full_like(x, UNKNOWN))
+
     def prepare(self, x, y, generator=None) -> Batch:
         full = super().prepare(x, y, generator).x
-        given = torch.where(self.given_mask.bool(), full, torch.full_like(full, UNKNOWN))
-        return Batch(x=given, y=y, target=full)
+        return Batch(x=self.hide(full), y=y, target=full)
 
 
 class SohnBaseline(_Quadrants):
@@ -108,13 +108,24 @@ class SohnBaseline(_Quadrants):
         super().__init__(config)
         self.net = Encoder(mlp([IMAGE_SIZE, *[config.n_hidden] * config.n_layers, IMAGE_SIZE]))
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(completes=True)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).view(-1, 1, 28, 28)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The whole image: the given pixels kept, the others predicted (probabilities)."""
+        """The whole image for a model input x (`hide`): the given pixels kept, the others predicted
+        (probabilities)."""
         return torch.where(self.given_mask.bool(), x, torch.sigmoid(self.logits(x)))
+
+    @torch.no_grad()
+    def complete(self, x: torch.Tensor, n: int = 1) -> torch.Tensor:
+        """The one deterministic completion of images x (only their given quadrants are read), n times:
+        n×B×1×28×28."""
+        return self.predict(self.hide(x)).expand(n, *x.shape)
 
     def loss(self, batch: Batch):
         nll = -output_log_prob(self.logits(batch.x), batch.target, self.output_mask).mean()
@@ -128,7 +139,7 @@ class SohnBaseline(_Quadrants):
         return {"loss": nll}
 
     @torch.no_grad()
-    def test_metrics(self, batch: Batch, samples: int) -> dict:
+    def test_metrics(self, batch: Batch) -> dict:
         nll = -output_log_prob(self.logits(batch.x), batch.target, self.output_mask)
         return {"nll": nll.mean().item(),
                 "nll_meaning": "−log p(y|x) of the deterministic prediction: BCE summed over the output pixels"}
@@ -149,14 +160,16 @@ class SohnCVAE(_Quadrants):
         cond = IMAGE_SIZE if config.generation_input == "xz" else 0
         self.generation_net = Decoder(mlp([config.dim_z + cond, *hidden, IMAGE_SIZE]), cond_dim=cond)
 
-    def load_pretrained(self) -> None:
-        """Copy the trained baseline's weights (called before training starts, not on resume)."""
-        from genae.models.registry import load
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(completes=True, likelihood="cll")
 
+    def initialize(self, load_run: LoadRun) -> None:
+        """Copy the trained baseline's weights (before training starts, not on resume)."""
         if not self.config.baseline:
             raise ValueError("sohn-cvae needs --baseline DIR: a trained sohn-baseline run (the tutorial "
                              "trains the baseline first and freezes it)")
-        baseline = load(Path(self.config.baseline))
+        baseline = load_run(self.config.baseline)
         if not isinstance(baseline, SohnBaseline) or baseline.config.quadrants != self.config.quadrants:
             raise ValueError(f"--baseline {self.config.baseline}: need a sohn-baseline run with --quadrants "
                              f"{self.config.quadrants}")
@@ -183,8 +196,10 @@ class SohnCVAE(_Quadrants):
         return self.generation_net(z, c)
 
     @torch.no_grad()
-    def sample(self, x: torch.Tensor, n: int = 1) -> torch.Tensor:
-        """n completions per input (n×B×1×28×28): z ~ p(z|x), the given pixels kept."""
+    def complete(self, x: torch.Tensor, n: int = 1) -> torch.Tensor:
+        """n completions of images x (only their given quadrants are read), n×B×1×28×28:
+        z ~ p(z|x), the given pixels kept, the others p(y|x,z)'s means."""
+        x = self.hide(x)
         z = self.prior(x).sample((n,))
         return torch.where(self.given_mask.bool(), x, torch.sigmoid(self.generation_logits(z, x)))
 
@@ -221,23 +236,9 @@ class SohnCVAE(_Quadrants):
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def log_weights(self, batch: Batch, samples: int) -> torch.Tensor:
-        """S×B: log p(y|x,z_s) + log p(z_s|x) − log q(z_s|x,y), z_s ~ q(z|x,y)."""
+        """S×B: log p(y|x,z_s) + log p(z_s|x) − log q(z_s|x,y), z_s ~ q(z|x,y): their log-mean-exp
+        is the CLL's importance-sampling estimate (module docstring)."""
         p, q = self.prior(batch.x), self.recognition(batch.x, batch.target)
         z = q.sample((samples,))
         log_py = output_log_prob(self.generation_logits(z, batch.x), batch.target, self.output_mask)
         return log_py + p.log_prob(z) - q.log_prob(z)
-
-    @torch.no_grad()
-    def test_metrics(self, batch: Batch, samples: int, *, rows: int = 5_000, elbo_samples: int = 10) -> dict:
-        """−CLL by importance sampling (S samples) and the tutorial's 'CLL': a 10-sample −ELBO."""
-        from genae.evaluate.likelihood import importance_bounds  # genae.evaluate imports the models
-
-        def weights(part: slice, k: int) -> torch.Tensor:
-            return self.log_weights(Batch(batch.x[part], batch.y[part], batch.target[part]), k)
-
-        cll = importance_bounds(weights, len(batch), samples, rows=rows)["iwae"]
-        elbo = importance_bounds(weights, len(batch), elbo_samples, rows=rows)["elbo"]
-        return {"cll": -cll.mean().item(), "neg_elbo_10": -elbo.mean().item(),
-                "iw_samples": samples,
-                "nll_meaning": f"−log p(y|x) by importance sampling with q(z|x,y), S={samples}; neg_elbo_10 is "
-                               "the 10-sample −ELBO the Pyro tutorial reports as 'CLL'"}

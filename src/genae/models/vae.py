@@ -19,10 +19,9 @@ from typing import Literal
 import torch
 from torch.distributions import kl_divergence
 
-from genae.models.base import N_CLASSES, Batch, Model, one_hot
+from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
+from genae.models.config import TrainConfig
 from genae.nets import Architecture, bernoulli_image, build_networks, diagonal_gaussian, standard_normal
-from genae.train.config import TrainConfig
-from genae.train.engine import Phase, adam
 
 
 @dataclass
@@ -34,9 +33,8 @@ class VAEConfig(TrainConfig):
     n_layers: int = 2
     """Hidden layers in encoder and decoder (1 with --n-hidden 400 is pytorch/examples' VAE)."""
     arch: Architecture = "mlp"
-    """Encoder/decoder: mlp (--n-layers × --n-hidden), fc3 (seed 002's 3 FC layers), cnn2 / cnn3
-    (seed 002's 2 or 3 stride-2 convolutions + 1 FC), conv (seed 001's CVAE: 2 convolutions, 3
-    transposed); the CNNs ignore --n-hidden. `--dry-run` prints their parameter counts."""
+    """mlp (--n-layers × --n-hidden), fc3, cnn2, cnn3 or conv (genae.nets); --dry-run prints their
+    sizes."""
     beta: float = 1.0
     """Weight of the KL term (1: the ELBO; 0: a plain autoencoder)."""
     sigma: Literal["exp", "softplus"] = "exp"
@@ -50,9 +48,16 @@ class VAE(Model):
         super().__init__(config)
         self.conditional = conditional
         self.name = "cvae" if conditional else "vae"
+        self._capabilities = Capabilities(conditional=conditional, encodes=True, encodes_label=conditional,
+                                          decodes=True, samples=True,
+                                          likelihood="conditional_nll" if conditional else "nll")
         self.encoder, self.decoder = build_networks(
             config.arch, dim_z=config.dim_z, n_hidden=config.n_hidden, n_layers=config.n_layers,
             cond_dim=N_CLASSES if conditional else 0)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
 
     # ------------------------------------------------------------ the generative interface
     def _condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
@@ -76,16 +81,12 @@ class VAE(Model):
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | int | None = None, *, std: float = 1.0) -> torch.Tensor:
         """n images (pixel means in [0, 1]) decoded from z ~ N(0, std²·I): std=1 samples the prior,
-        std=0.1 stays near its mean (seed 002's figures), std=0 decodes z = 0. A CVAE without y
+        std=0.1 stays near its mean (the architectures source's figures), std=0 decodes z = 0. A CVAE without y
         cycles through the labels 0..9."""
         if std < 0:
             raise ValueError(f"std {std}: the scale of z must be >= 0")
         if self.conditional:
-            if y is None:
-                y = torch.arange(n) % N_CLASSES
-            elif isinstance(y, int):
-                y = torch.full((n,), y)
-            y = y.to(self.device)
+            y = sample_labels(n, y, self.device)
         z = self.prior(n).sample() * std
         return self.decode(z, y if self.conditional else None).mean
 
@@ -118,3 +119,13 @@ class VAE(Model):
         terms = self.loss_terms(batch)
         rec, kl = terms["rec"].mean(), terms["kl"].mean()
         return {"loss": rec + self.config.beta * kl, "rec": rec, "kl": kl, "elbo": -(rec + kl)}
+
+    @torch.no_grad()
+    def log_weights(self, batch: Batch, k: int) -> torch.Tensor:
+        """K×B log importance weights log p(x, z_k | y) − log q(z_k | x, y), z_k ~ q(z | x, y), for
+        the images batch.x (genae.evaluate.likelihood turns them into the ELBO and IWAE bounds)."""
+        y = batch.y if self.conditional else None
+        q = self.encode(batch.x, y)
+        z = q.sample((k,))                                       # K×B×d
+        log_px = self.decode(z, y).log_prob(batch.x)             # K×B, x broadcast over the samples
+        return log_px + self.prior(1).log_prob(z) - q.log_prob(z)

@@ -7,10 +7,10 @@ mirrors it: one linear layer from [z, c] to a small feature map, then transposed
 
     cnn2  28 →(4×4 s2) 14 →(4×4 s2) 7;             16, 32 channels; FC from 32·7·7 = 1568
     cnn3  28 →(4×4 s2) 14 →(4×4 s2) 7 →(3×3 s2) 4; 16, 32, 64 channels; FC from 64·4·4 = 1024
-    conv  28 →(3×3 s2) 14 →(3×3 s2) 7;             32, 64 channels (seed 001 / TensorFlow's CVAE
+    conv  28 →(3×3 s2) 14 →(3×3 s2) 7;             32, 64 channels (the β/σ source's CVAE, TensorFlow's CVAE
           tutorial); decoder FC → 64·7·7, transposed 3×3 s2 → 32·14², s2 → 16·28², s1 → 1·28²
 
-Where seed 002 differs: its TensorFlow CNNs used "SAME" padding with strides 3, 3, 2 (28 → 10 →
+Where the architectures source differs: its TensorFlow CNNs used "SAME" padding with strides 3, 3, 2 (28 → 10 →
 4 → 2) and tiled the one-hot label as ten extra input channels; here every stride is 2 so sizes
 divide evenly, and the label joins after flattening for every architecture alike. The parameter
 table (`genae train vae --arch cnn3 --dry-run`) gives the exact counts.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from genae.nets.builder import Decoder, Encoder
+from genae.nets.layers import Decoder, Encoder
 
 
 @dataclass(frozen=True)

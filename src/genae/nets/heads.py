@@ -13,7 +13,7 @@ def diagonal_gaussian(params: torch.Tensor, sigma: str = "exp") -> Independent:
     """Split B×2d into (μ, s) and return N(μ, σ²) over d dims.
 
     sigma="exp":      σ = exp(½·s)      (s is the log-variance, Kingma & Welling)
-    sigma="softplus": σ = softplus(s)   (s is ρ; seed 001 found this more stable)
+    sigma="softplus": σ = softplus(s)   (s is ρ; the β/σ source found this more stable)
     """
     mu, s = params.float().chunk(2, dim=-1)  # float32 even under bf16 autocast
     if sigma == "exp":
@@ -43,7 +43,7 @@ def bernoulli_image(logits: torch.Tensor) -> Independent:
     """Independent Bernoulli pixels with the given logits (B×1×28×28).
 
     log_prob(x) = −BCE-with-logits(x) summed over pixels; defined for grey levels x ∈ [0, 1]
-    too (the 'continuous' use of seed 000), so argument validation is off.
+    too (the 'continuous' use of the CVAE source), so argument validation is off.
     """
     return Independent(PixelBernoulli(logits=logits.float(), validate_args=False), 3, validate_args=False)
 

@@ -19,14 +19,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-@torch.no_grad()
-def encoded_means(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    """Means of q(z | x[, y]) for a set of images, in batches."""
-    cond = getattr(model, "conditional", False)
-    return torch.cat([model.encode(x[i:i + batch], y[i:i + batch] if cond else None).mean
-                      for i in range(0, len(x), batch)])
-
-
 def _scatter(ax, z: np.ndarray, labels: np.ndarray, title: str, *, box: float | None,
              axis_names: tuple[str, str], legend_title: str, lim: float | None = None) -> None:
     cmap = plt.get_cmap("tab10")

@@ -27,7 +27,7 @@ def manifold_images(model, *, n_x: int, n_y: int, z_range: float, label: int | N
                          f"dim_z={model.config.dim_z}")
     z = latent_grid(n_x, n_y, z_range).to(model.device)
     y = None
-    if getattr(model, "conditional", False):
+    if model.capabilities.conditional:
         if label is None:
             raise ValueError("a conditional model's manifold needs a label")
         y = torch.full((len(z),), label, dtype=torch.long, device=model.device)

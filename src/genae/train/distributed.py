@@ -27,10 +27,6 @@ def init_from_env(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
 def sum_across(tensor: torch.Tensor) -> torch.Tensor:
     """Sum a tensor over all processes (in place; a no-op without a process group)."""
     if dist.is_initialized():

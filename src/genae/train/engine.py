@@ -1,4 +1,4 @@
-"""The one training engine. It knows phases, not models.
+"""The one training engine. It knows the model interface (genae.models.base), not any model.
 
 A model declares `phases()`: each `Phase` is a name, an optimizer (which holds the phase's
 parameters) and a function from a `Batch` to (scalar loss, {name: detached scalar}). For every
@@ -6,21 +6,17 @@ batch the engine runs the phases in order (a phase with `every=K` only on the ru
 step): zero grads, loss, backward, (average gradients across processes), step. After each epoch
 it evaluates the model's `validation_metrics` on the validation split, appends a line to
 `metrics.jsonl`, keeps the best weights in `model.safetensors` and writes
-`checkpoint.safetensors` (see genae.train.checkpoint).
+`checkpoint.safetensors` (the files: genae.rundir).
 
     from genae.train.engine import fit
-    history = fit(model, load_mnist(), Path("runs/vae"), device=torch.device("cpu"))
+    history = fit(model, load_mnist(), RunDir("runs/vae"), device=torch.device("cpu"))
 """
 
 from __future__ import annotations
 
-import json
 import math
-import platform
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,31 +24,15 @@ from tqdm.auto import tqdm
 
 from genae.data.batches import epoch_batches, n_batches
 from genae.data.mnist import MNIST, Split
+from genae.data.transforms import VALIDATION_SEED
+from genae.device import flush_denormals, slow_bf16_warning
+from genae.models.base import Model, Phase
+from genae.models.config import check_config
+from genae.rundir import RunDir, load_checkpoint, load_weights, save_checkpoint
 from genae.train import distributed
-from genae.train.checkpoint import (CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, load_weights, save_checkpoint,
-                                    save_weights)
-from genae.train.config import check_config, write_config
 
-METRICS_FILE = "metrics.jsonl"
-VALIDATION_SEED = 1234  # validation transforms (e.g. binarization) are the same every epoch
 EVAL_BATCH = 1000
 CHECK_EVERY = 20  # steps between finiteness checks and progress-bar updates
-
-LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
-
-
-@dataclass
-class Phase:
-    name: str
-    optimizer: torch.optim.Optimizer
-    loss: LossFn
-    every: int = 1
-    """The phase runs on the run's steps every, 2·every, … only, counted across epochs so that it runs
-    on exactly one step in `every` (its logged means are over the steps it ran)."""
-
-    @property
-    def parameters(self) -> list[torch.nn.Parameter]:
-        return [p for group in self.optimizer.param_groups for p in group["params"]]
 
 
 def distinct_optimizers(phases: list[Phase]) -> dict[str, torch.optim.Optimizer]:
@@ -68,47 +48,6 @@ def distinct_optimizers(phases: list[Phase]) -> dict[str, torch.optim.Optimizer]
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999), lr_scale: float = 1.0) -> torch.optim.Adam:
-    """Adam with the fused kernel (one pass over all parameters per step). Its rate is lr·lr_scale;
-    the scale stays in the parameter group (and its checkpoint), so a schedule of --lr keeps it."""
-    return torch.optim.Adam([{"params": list(params), "lr_scale": lr_scale}], lr=lr * lr_scale, betas=betas,
-                            fused=True)
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """'auto' → CUDA if available, else CPU; 'cuda' without a GPU is an error, not a fallback.
-    'cuda' is the local rank's GPU (torchrun); 'cuda:N', what str() of a resolved device gives
-    (recipes pass it on), is GPU N."""
-    name = str(name)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    kind, colon, index = name.partition(":")
-    if kind != "cuda" or (colon and not index.isdigit()):
-        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda (or cuda:N)")
-    if not torch.cuda.is_available():
-        raise ValueError(f"--device {name} was asked for, but torch sees no CUDA GPU")
-    if colon and int(index) >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
-    return torch.device("cuda", int(index) if colon else distributed.local_rank())
-
-
-def slow_bf16_warning(device: torch.device) -> str | None:
-    """Why --precision bf16 would be slow here, or None. CPUs without bf16 matrix instructions
-    (avx512_bf16 or AMX) emulate bf16 products: on a 2-core AVX2 EPYC an M2 epoch took 337 s in
-    bf16 against 26 s in fp32 (the README's Results intro gives the command)."""
-    if device.type != "cpu" or platform.machine().lower() not in ("x86_64", "amd64"):
-        return None   # torch's flags describe x86 only; ARM CPUs may have bf16 of their own
-    native = [getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
-                                                                     "_is_amx_tile_supported")]
-    if any(native):
-        return None
-    return (f"--precision bf16: this CPU ({torch.backends.cpu.get_cpu_capability()}) has neither avx512_bf16 "
-            "nor AMX, so bfloat16 products are emulated and run several times slower than fp32; "
-            "use --precision fp32 here")
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -146,42 +85,30 @@ def _evaluate(model, split: Split, device: torch.device, *, rank: int, world: in
     return {k: (total[i] / total[-1]).item() for i, k in enumerate(keys)}
 
 
-def flush_denormals() -> None:
-    """Treat subnormal floats as zero (FTZ/DAZ) on this thread and the threads it starts later.
-
-    Adam's decaying moments of never-used weights (MNIST's blank border pixels) go subnormal,
-    which makes CPU arithmetic 1.5–2× slower. The flag is per thread and OpenMP workers copy it
-    when they are created, so call this before any parallel torch work (`genae.cli.main` does it
-    first); otherwise the workers keep exact subnormals while the main thread flushes them, and
-    the numbers depend on which thread did which chunk.
-    """
-    torch.set_flush_denormal(True)
-
-
-def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = False,
+def fit(model: Model, data: MNIST, run: RunDir | Path, *, device: torch.device, resume: bool = False,
         quiet: bool = False) -> list[dict]:
-    """Train `model` (already on `device`) per its config; returns the metrics of every epoch."""
+    """Train `model` (already on `device`) per its config into `run`; returns the metrics of every epoch."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
     config = model.config
     check_config(config)
-    out = Path(out)
     flush_denormals()
     rank, world = distributed.init_from_env(device)
     phases = model.phases()
     optimizers = distinct_optimizers(phases)
     state = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "stopped": False}
-    ckpt = out / CHECKPOINT_FILE
-    metrics_path = out / METRICS_FILE
+    ckpt = run.checkpoint
     if resume:
         if not ckpt.is_file():
             raise FileNotFoundError(f"{ckpt}: no checkpoint to resume from")
         state.update(load_checkpoint(ckpt, model, optimizers))
-        _truncate_metrics(metrics_path, state["epoch"], rank)
+        if rank == 0:
+            run.truncate_metrics(state["epoch"])
     elif ckpt.exists():
-        raise FileExistsError(f"{out} already holds a run; resume it with --resume {out} or choose "
+        raise FileExistsError(f"{run.path} already holds a run; resume it with --resume {run.path} or choose "
                               "another --out")
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_config(out / "config.json", config, model.name)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(model.name, config)
 
     train_x, train_y = data.train.x.to(device), data.train.y.to(device)
     n_train = len(train_y)
@@ -251,11 +178,10 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
                 "valid": valid, "best": improved}
         if rank == 0:
             if improved:
-                save_weights(model, out / MODEL_FILE, model_name=model.name, epoch=epoch)
+                run.save_best(model, epoch)
             if epoch in config.snapshots:
-                save_weights(model, out / snapshot_file(epoch), model_name=model.name, epoch=epoch)
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(line) + "\n")
+                run.save_snapshot(model, epoch)
+            run.append_metrics(line)
             save_checkpoint(ckpt, model, optimizers, **state)
             if not quiet:
                 main = {k: round(v, 2) for k, v in train_means[phases[0].name].items()}
@@ -264,20 +190,14 @@ def fit(model, data: MNIST, out: Path, *, device: torch.device, resume: bool = F
     if state["stopped"] and rank == 0 and not quiet:
         print(f"early stop: no better validation loss for {config.patience} epochs "
               f"(best epoch {state['best_epoch']})", file=sys.stderr)
-    if (out / MODEL_FILE).is_file():
-        load_weights(model, out / MODEL_FILE)
-    return read_metrics(out)
-
-
-def snapshot_file(epoch: int) -> str:
-    """Weights kept after `epoch` when the config's `snapshots` names it."""
-    return f"model-epoch{epoch}.safetensors"
+    if run.best_weights.is_file():
+        load_weights(model, run.best_weights)
+    return run.read_metrics()
 
 
 def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], config, epoch: int) -> None:
     """The rate for `epoch` (1-based): --lr, or its half-cosine decay to 0 over --epochs, or --lr held
-    and then decayed along a half cosine over the last --lr-decay-epochs; times each parameter group's
-    lr_scale (see `adam`)."""
+    and then decayed along a half cosine over the last --lr-decay-epochs."""
     if config.lr_schedule == "cosine":
         rate = config.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / config.epochs))
     elif config.lr_decay_epochs:
@@ -287,7 +207,7 @@ def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], config, epoc
         return
     for optimizer in optimizers.values():
         for group in optimizer.param_groups:
-            group["lr"] = rate * group.get("lr_scale", 1.0)
+            group["lr"] = rate
 
 
 def _named(sums: dict[str, torch.Tensor | None], keys: dict[str, list[str]]) -> dict[str, dict[str, torch.Tensor]]:
@@ -310,18 +230,3 @@ def _check_finite(sums: dict[str, dict[str, torch.Tensor]], epoch: int, step: in
                 raise TrainingDiverged(
                     f"phase '{phase}' produced a non-finite {key} ({value.item()}) in epoch {epoch} "
                     f"by step {step}; the last good checkpoint is {ckpt if ckpt.exists() else 'none yet'}")
-
-
-def read_metrics(out: Path) -> list[dict]:
-    path = Path(out) / METRICS_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _truncate_metrics(path: Path, epoch: int, rank: int) -> None:
-    """Drop lines of epochs after the checkpoint (a run killed after logging, before saving)."""
-    if rank != 0 or not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epoch]
-    path.write_text("".join(line + "\n" for line in kept))

@@ -1,14 +1,18 @@
-"""Seeds 001/002's recipes (β sweep, σ parametrisation, architectures) on a small slice of
-MNIST-shaped data: their numbers, figures and reports, divergence bookkeeping, and reuse on rerun."""
+"""The β sweep, σ parametrisation and architectures recipes (the TF VAE concepts and CVAE
+architectures sources) on a small slice of MNIST-shaped data: their numbers, figures and reports,
+divergence bookkeeping, and reuse on rerun."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from fakes import write_npz
-from genae.experiments.seed001 import DIVERGED_FILE, BetaOptions, SigmaOptions, beta, sigma
-from genae.experiments.seed002 import ArchitectureOptions, architectures
+from genae.data import DataSource
+from genae.experiments.architectures import ArchitectureOptions, architectures
+from genae.experiments.beta_sigma import DIVERGED_FILE, BetaOptions, SigmaOptions, beta, sigma
+from genae.options import Compute
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +24,13 @@ def root(tmp_path_factory):
 
 def common(root):
     out, data_dir = root
-    return dict(out=out, data_dir=data_dir, limit=300, device="cpu", quiet=True)
+    return dict(out=out, data=DataSource(data_dir=data_dir, limit=300), compute=Compute(device="cpu", quiet=True))
+
+
+def options(cls, root, vae=None, **kw):
+    """The recipe's default options with `kw` and its VAE config changed by `vae`, on the small data."""
+    defaults = cls()
+    return dataclasses.replace(defaults, **{**common(root), **kw}, vae=dataclasses.replace(defaults.vae, **(vae or {})))
 
 
 def figures_exist(result):
@@ -32,7 +42,7 @@ def figures_exist(result):
 
 
 def test_beta_sweep_trades_kl_for_reconstruction(root):
-    result = beta(BetaOptions(**common(root), betas=(0.0, 200.0), epochs=3, n_images=100))
+    result = beta(options(BetaOptions, root, betas=(0.0, 200.0), vae={"epochs": 3}, n_images=100))
     numbers = result.numbers
     assert set(numbers) == {"β = 0", "β = 200"}
     assert numbers["β = 200"]["kl"] < numbers["β = 0"]["kl"]
@@ -42,15 +52,16 @@ def test_beta_sweep_trades_kl_for_reconstruction(root):
     assert "β = 200" in result.report.read_text()
 
 
-def test_beta_refuses_a_latent_it_cannot_draw_before_training(root, tmp_path):
-    opts = BetaOptions(**{**common(root), "out": tmp_path}, dim_z=3)
-    with pytest.raises(ValueError, match="--dim-z 3"):
-        beta(opts)
+def test_beta_draws_a_2d_latent_and_refuses_a_negative_beta_before_training(root, tmp_path):
+    opts = options(BetaOptions, root)
+    assert opts.vae.dim_z == 20   # the VAE config's own default: the recipe sets z itself
+    with pytest.raises(ValueError, match="--betas"):
+        beta(dataclasses.replace(opts, out=tmp_path, betas=(1.0, -1.0)))
     assert not (tmp_path / "models").exists()
 
 
 def test_sigma_records_divergences_and_skips_them_on_rerun(root):
-    opts = SigmaOptions(**common(root), lrs=(0.5,), seeds=(0,), epochs=1)
+    opts = options(SigmaOptions, root, lrs=(0.5,), seeds=(0,), vae={"epochs": 1})
     first = sigma(opts)
     exp = first.numbers["exp-lr0.5-seed0"]
     assert exp["status"] == "diverged" and "non-finite" in exp["message"]  # exp(½·logvar) overflows at lr 0.5
@@ -63,8 +74,8 @@ def test_sigma_records_divergences_and_skips_them_on_rerun(root):
 
 
 def test_architectures_table_has_a_row_per_run_and_reuses_its_evaluation(root):
-    opts = ArchitectureOptions(**common(root), archs=("cnn2",), epochs=1, iw_samples=3, judge_samples=10,
-                               tsne_arch="cnn2", tsne_images=100)
+    opts = options(ArchitectureOptions, root, archs=("cnn2",), vae={"epochs": 1}, iw_samples=3, judge_samples=10,
+                   tsne_arch="cnn2", tsne_images=100)
     result = architectures(opts)
     assert set(result.numbers) == {"vae-cnn2", "cvae-cnn2"}
     for key, row in result.numbers.items():
@@ -82,4 +93,4 @@ def test_architectures_table_has_a_row_per_run_and_reuses_its_evaluation(root):
 
 def test_architectures_needs_the_tsne_arch_among_its_archs(root):
     with pytest.raises(ValueError, match="--tsne-arch fc3"):
-        architectures(ArchitectureOptions(**common(root), archs=("cnn2",)))
+        architectures(options(ArchitectureOptions, root, archs=("cnn2",)))

@@ -1,11 +1,12 @@
-"""Seed 002's experiments: VAE and CVAE with fully connected and convolutional networks.
+"""VAE and CVAE with fully connected and convolutional networks: the experiments of asahi417's
+ConditionalVariationalAutoEncoder (the architectures source).
 
     genae run architectures    # arch × {VAE, CVAE}: parameters, s/epoch, test NLL, judge scores;
                                # samples from N(0, std²) for std 1 and 0.1 and from z = 0;
                                # t-SNE of the encoder means (VAE: label clusters, CVAE: style only)
 
 Every run: dim_z 20, 20 epochs, Adam 1e-3, batch 128, dynamic binarization (so the NLL is a
-likelihood of binary MNIST, comparable across rows). The seed reports no numbers for its models;
+likelihood of binary MNIST, comparable across rows). The source reports no numbers for its models;
 its claim to test is that the fully connected model "behaves very well as generative model".
 """
 
@@ -19,32 +20,26 @@ from typing import Literal, Optional
 
 import torch
 
-from genae.evaluate import EVAL_FILE, evaluate_run
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, recipe_start, trained
-from genae.models.registry import load
+from genae.data.transforms import VALIDATION_SEED
+from genae.evaluate import evaluate_run
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, as_config, model_options, recipe_start, train
+from genae.models.base import encoded_means
 from genae.models.vae import VAEConfig
 from genae.nets import Architecture, count_parameters
 from genae.plots.grids import save_panels
-from genae.plots.latent import encoded_means, save_latent
-from genae.train.engine import VALIDATION_SEED, read_metrics
+from genae.plots.latent import save_latent
+from genae.rundir import EVAL_FILE, read_metrics
+from genae.rundir import load_model as load
 
 
 @dataclass
 class ArchitectureOptions(RecipeOptions):
-    out: Path = Path("runs/seed002")
-    """Root folder: architectures/ (figures, results.json, report.md) and models/ (the runs)."""
     archs: tuple[Architecture, ...] = ("fc3", "cnn2", "cnn3", "conv")
     """Architectures to compare (see `genae train vae --dry-run`)."""
     models: tuple[Literal["vae", "cvae"], ...] = ("vae", "cvae")
     """Models trained with each architecture."""
-    dim_z: int = 20
-    """Latent dimensions."""
-    epochs: int = 20
-    """Training epochs per run."""
-    lr: float = 1e-3
-    """Adam learning rate."""
-    batch_size: int = 128
-    """Images per step."""
+    vae: VAEConfig = model_options(VAEConfig, "seed", "arch", binarize="dynamic")
+    """Every run's training (z 20, 20 epochs, dynamic binarization); the architecture is the recipe's."""
     iw_samples: int = 100
     """Importance samples K per test image for the NLL (IWAE bound)."""
     eval_limit: Optional[int] = None
@@ -58,8 +53,7 @@ class ArchitectureOptions(RecipeOptions):
 
 
 def run_config(opts: ArchitectureOptions, arch: str) -> VAEConfig:
-    return VAEConfig(arch=arch, dim_z=opts.dim_z, lr=opts.lr, epochs=opts.epochs, batch_size=opts.batch_size,
-                     binarize="dynamic", seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit)
+    return as_config(opts.vae, arch=arch, seed=opts.seed)
 
 
 def evaluation(run: Path, opts: ArchitectureOptions, device: str) -> dict:
@@ -70,11 +64,11 @@ def evaluation(run: Path, opts: ArchitectureOptions, device: str) -> dict:
         if found.get("iw_samples") == opts.iw_samples and found.get("n_images") == _eval_images(opts):
             return found
     return evaluate_run(run, iw_samples=opts.iw_samples, device=device, limit=_eval_images(opts),
-                        progress=not opts.quiet, judge="auto", judge_samples=opts.judge_samples)
+                        progress=not opts.compute.quiet, judge="auto", judge_samples=opts.judge_samples)
 
 
 def _eval_images(opts: ArchitectureOptions) -> int:
-    n = opts.limit or 10_000
+    n = opts.data.limit or 10_000
     return min(n, opts.eval_limit) if opts.eval_limit else n
 
 
@@ -83,13 +77,12 @@ def architectures(opts: ArchitectureOptions) -> RecipeResult:
     if opts.tsne_arch not in opts.archs:
         raise ValueError(f"--tsne-arch {opts.tsne_arch}: not among --archs {', '.join(opts.archs)}")
     device, rep, data = recipe_start(opts, "architectures",
-                                     f"Architectures: VAE and CVAE, dim_z = {opts.dim_z}, {opts.epochs} epochs (seed 002)")
+                                     f"Architectures: VAE and CVAE, dim_z = {opts.vae.dim_z}, {opts.vae.epochs} epochs")
     runs: dict[str, Path] = {}
     rows = []
     for arch in opts.archs:
         for name in opts.models:
-            run = runs[f"{name}-{arch}"] = trained(opts.out, name, run_config(opts, arch), tag=f"{arch}-z{opts.dim_z}",
-                                                   device=device, quiet=opts.quiet)
+            run = runs[f"{name}-{arch}"] = train(opts, name, run_config(opts, arch), tag=f"{arch}-z{opts.vae.dim_z}")
             result = evaluation(run, opts, device)
             seconds = statistics.median(m["train_seconds"] for m in read_metrics(run))
             params = count_parameters(load(run, "cpu"))
@@ -105,8 +98,8 @@ def architectures(opts: ArchitectureOptions) -> RecipeResult:
                "judge conditional accuracy", "judge Fréchet distance"], rows,
               f"Test set ({n} images, binarized once with seed {VALIDATION_SEED}); NLL = −log p(x) for the VAE and "
               f"−log p(x | y) for the CVAE, both IWAE bounds with K = {k}, in nats. Conditional accuracy: the "
-              "fraction of generated images of label y that the reference judge (a CNN with ≥ 99.3% test "
-              f"accuracy) classifies as y, {opts.judge_samples} per label; the Fréchet distance is between the "
+              "fraction of generated images of label y that the reference judge (a CNN digit classifier, "
+              f"genae judge) classifies as y, {opts.judge_samples} per label; the Fréchet distance is between the "
               "judge's features of generated and real test images — an MNIST-judge distance, not Inception FID.")
     arrays = _sample_figures(rep, runs, opts, device)
     arrays.update(_tsne_figures(rep, runs, opts, device, data.test))
@@ -142,7 +135,6 @@ def _tsne_figures(rep: Report, runs: dict[str, Path], opts: ArchitectureOptions,
     for name in opts.models:
         model = load(runs[f"{name}-{opts.tsne_arch}"], device)
         x, y = test.x[:n].to(device), test.y[:n].to(device)
-        x = model.prepare(x, y, torch.Generator(device=device).manual_seed(VALIDATION_SEED)).x
         z = arrays[f"{name}-means"] = encoded_means(model, x, y)
         rep.figure(save_latent(rep.figure_dir / f"tsne_{name}_{opts.tsne_arch}.png", z, y,
                                f"{name.upper()} ({opts.tsne_arch}): encoder means of {n} test images", seed=opts.seed),

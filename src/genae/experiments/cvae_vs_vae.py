@@ -1,4 +1,5 @@
-"""Seed 000's experiments (CVAE vs VAE on MNIST, after Kingma et al. 2014's M2 with all labels).
+"""CVAE vs VAE on MNIST: the TensorFlow MNIST CVAE project's figures (after Kingma et al. 2014's M2
+with every label observed).
 
     genae run reproduce        # inputs | CVAE | VAE reconstructions after epoch 1 and epoch 20
     genae run denoising        # salt-and-pepper in, clean target; BCE and PSNR at 3 noise rates
@@ -6,13 +7,15 @@
     genae run analogy-random   # rows of random z, columns the ten labels
     genae run analogy-image    # a test image's z decoded with each of the ten labels
 
-Models: encoder and decoder MLPs of two hidden layers (--n-hidden 500), Bernoulli likelihood on
-grey-level pixels (BCE with logits), Adam 1e-3, batch 128, 20 epochs: the seed's defaults. The
-reproduce, manifold and analogy recipes share one CVAE and one VAE (trained once, then reused).
+Models: encoder and decoder MLPs of two hidden layers of 500, Bernoulli likelihood on grey-level
+pixels (BCE with logits), Adam 1e-3, batch 128, 20 epochs, z of 2: the source's settings, in
+--vae.* (one config for both models; the CVAE also gets the label). The reproduce, manifold and
+analogy recipes share one CVAE and one VAE (trained once, then reused).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +23,13 @@ import torch
 import torch.nn.functional as F
 
 from genae.data.transforms import salt_and_pepper
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, recipe_start, trained
-from genae.models.registry import load
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, model_options, recipe_start, train
+from genae.models.base import encoded_means
 from genae.models.vae import VAEConfig
 from genae.plots.grids import save_grid, save_panels
-from genae.plots.latent import encoded_means, save_scatter
+from genae.plots.latent import save_scatter
 from genae.plots.manifold import latent_grid, manifold_images
+from genae.rundir import load_model as load
 from genae.train.engine import evaluate
 
 LABELS = list(range(10))
@@ -33,19 +37,9 @@ BCE_CLAMP = 1e-3  # predictions and noisy inputs are clamped to [ε, 1−ε] so 
 
 
 @dataclass
-class Seed000Options(RecipeOptions):
-    out: Path = Path("runs/seed000")
-    """Root folder: one sub-folder per recipe (figures/, results.json, report.md) and models/ (shared runs)."""
-    dim_z: int = 2
-    """Latent dimensions (the seed's figures use 2)."""
-    n_hidden: int = 500
-    """Units in each of the two hidden layers of encoder and decoder."""
-    lr: float = 1e-3
-    """Adam learning rate."""
-    epochs: int = 20
-    """Training epochs per model."""
-    batch_size: int = 128
-    """Images per step."""
+class PairOptions(RecipeOptions):
+    vae: VAEConfig = model_options(VAEConfig, "seed", "noise", "snapshots", dim_z=2)
+    """The VAE and the CVAE (the source's: 784-500-500-2, Adam 1e-3, 20 epochs)."""
     n_img_x: int = 10
     """Images along x in each grid."""
     n_img_y: int = 10
@@ -59,34 +53,31 @@ class Seed000Options(RecipeOptions):
 
 
 @dataclass
-class DenoisingOptions(Seed000Options):
+class DenoisingOptions(PairOptions):
     rates: tuple[float, ...] = (0.1, 0.3, 0.5)
     """Salt-and-pepper rates: one CVAE and one VAE trained per rate, tested at that rate."""
 
 
-def model_config(opts: Seed000Options, noise: float = 0.0) -> VAEConfig:
-    return VAEConfig(dim_z=opts.dim_z, n_hidden=opts.n_hidden, n_layers=2, lr=opts.lr, epochs=opts.epochs,
-                     batch_size=opts.batch_size, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit,
-                     noise=noise, snapshots=(1, opts.epochs))
+def model_config(opts: PairOptions, noise: float = 0.0) -> VAEConfig:
+    return dataclasses.replace(opts.vae, seed=opts.seed, noise=noise, snapshots=tuple(sorted({1, opts.vae.epochs})))
 
 
-def _pair(opts: Seed000Options, device: str, names=("cvae", "vae"), noise: float = 0.0) -> dict[str, Path]:
-    tag = f"z{opts.dim_z}" + (f"-noise{noise:g}" if noise else "")
-    return {name: trained(opts.out, name, model_config(opts, noise), tag=tag, device=device, quiet=opts.quiet)
-            for name in names}
+def _pair(opts: PairOptions, names=("cvae", "vae"), noise: float = 0.0) -> dict[str, Path]:
+    tag = f"z{opts.vae.dim_z}" + (f"-noise{noise:g}" if noise else "")
+    return {name: train(opts, name, model_config(opts, noise), tag=tag) for name in names}
 
 
 # ---------------------------------------------------------------------------------------- recipes
-def reproduce(opts: Seed000Options) -> RecipeResult:
+def reproduce(opts: PairOptions) -> RecipeResult:
     """Test inputs beside CVAE and VAE reconstructions after epoch 1 and the last epoch."""
     device, rep, data = recipe_start(opts, "reproduce",
-                                     f"Reproduce: CVAE vs VAE reconstructions, dim_z = {opts.dim_z} (seed 000)")
-    runs = _pair(opts, device)
+                                     f"Reproduce: CVAE vs VAE reconstructions, dim_z = {opts.vae.dim_z} ")
+    runs = _pair(opts)
     test = data.test
     n = opts.n_img_x * opts.n_img_y
     x, y = test.x[:n].to(device), test.y[:n].to(device)
     rows, arrays = [], {}
-    for epoch in sorted({1, opts.epochs}):
+    for epoch in sorted({1, opts.vae.epochs}):
         panels = {"input (test set)": x}
         for name, run in runs.items():
             model = load(run, device, epoch=epoch)
@@ -96,11 +87,11 @@ def reproduce(opts: Seed000Options) -> RecipeResult:
             rows.append([name.upper(), epoch, terms["rec"], terms["kl"], terms["elbo"]])
         rep.figure(save_panels(rep.figure_dir / f"reproduce_epoch{epoch}.png", panels, opts.n_img_x,
                                f"Epoch {epoch}: test images and reconstructions (decoder mean at the encoder "
-                               f"mean), dim_z = {opts.dim_z}", scale=opts.resize_factor),
+                               f"mean), dim_z = {opts.vae.dim_z}", scale=opts.resize_factor),
                    f"Epoch {epoch}: input | CVAE | VAE")
     rep.table(["model", "epoch", "test reconstruction BCE (nats / image)", "test KL (nats)", "test ELBO (nats)"],
               rows, "Test set, Bernoulli likelihood on grey-level pixels (BCE with logits), one z sample "
-                    "per image. The seed claims the CVAE reconstructs better: it is told the label.")
+                    "per image. The source claims the CVAE reconstructs better: it is told the label.")
     return RecipeResult(rep.write(runs), rep.numbers, arrays)
 
 
@@ -120,13 +111,13 @@ def _restore(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> torc
 def denoising(opts: DenoisingOptions) -> RecipeResult:
     """Train with salt-and-pepper inputs and clean targets; score restored test images per rate."""
     device, rep, data = recipe_start(opts, "denoising",
-                                     f"Denoising: salt-and-pepper in, clean digit out, dim_z = {opts.dim_z} (seed 000)")
+                                     f"Denoising: salt-and-pepper in, clean digit out, dim_z = {opts.vae.dim_z} ")
     test = data.test
     x, y = test.x.to(device), test.y.to(device)
     n = opts.n_img_x * opts.n_img_y
     rows, runs, arrays = [], {}, {}
     for rate in opts.rates:
-        pair = _pair(opts, device, noise=rate)
+        pair = _pair(opts, noise=rate)
         runs.update({f"{name} (noise {rate:g})": run for name, run in pair.items()})
         noisy = salt_and_pepper(x, rate, torch.Generator(device=device).manual_seed(opts.seed))
         scores = {"noisy input": denoising_scores(x, noisy)}
@@ -150,13 +141,13 @@ def denoising(opts: DenoisingOptions) -> RecipeResult:
     return RecipeResult(rep.write(runs), rep.numbers, arrays)
 
 
-def manifold(opts: Seed000Options) -> RecipeResult:
+def manifold(opts: PairOptions) -> RecipeResult:
     """Decoded z-grid over [-r, r]² for each label (CVAE) and once for the VAE; encoded test sets."""
-    if opts.dim_z != 2:  # before any training
-        raise ValueError(f"--dim-z {opts.dim_z}: the learned manifold and the latent scatter need --dim-z 2")
+    if opts.vae.dim_z != 2:  # before any training
+        raise ValueError(f"--vae.dim-z {opts.vae.dim_z}: the learned manifold and the latent scatter need --vae.dim-z 2")
     device, rep, data = recipe_start(opts, "manifold",
-                                     "Learned MNIST manifold with a 2-D z (seed 000's PMLR, Kingma et al. Fig. 1a)")
-    runs = _pair(opts, device)
+                                     "Learned MNIST manifold with a 2-D z (Kingma et al. Fig. 1a)")
+    runs = _pair(opts)
     z = latent_grid(opts.n_img_x, opts.n_img_y, opts.z_range)
     cols = [f"{v:.1f}" for v in z[:opts.n_img_x, 0].tolist()]
     rows = [f"{v:.1f}" for v in z[::opts.n_img_x, 1].tolist()]
@@ -190,18 +181,18 @@ def manifold(opts: Seed000Options) -> RecipeResult:
     return RecipeResult(rep.write(runs), rep.numbers, arrays)
 
 
-def analogy_random(opts: Seed000Options) -> RecipeResult:
+def analogy_random(opts: PairOptions) -> RecipeResult:
     """Rows of random z (uniform in [-r, r]^d), columns the ten labels: one style, every digit."""
     device, rep, _ = recipe_start(opts, "analogy-random",
-                                  "Analogical reasoning with random z (seed 000's PARR, Kingma et al. Fig. 1b)")
-    runs = _pair(opts, device, names=("cvae",))
+                                  "Analogical reasoning with random z (Kingma et al. Fig. 1b)")
+    runs = _pair(opts, names=("cvae",))
     model = load(runs["cvae"], device)
     g = torch.Generator().manual_seed(opts.seed)
-    z = ((torch.rand(opts.n_img_y, opts.dim_z, generator=g) * 2 - 1) * opts.z_range).to(device)
+    z = ((torch.rand(opts.n_img_y, opts.vae.dim_z, generator=g) * 2 - 1) * opts.z_range).to(device)
     grid = model.decode(z.repeat_interleave(len(LABELS), 0),
                         torch.tensor(LABELS, device=device).repeat(opts.n_img_y)).mean
     rep.figure(save_grid(rep.figure_dir / "analogy_random.png", grid, len(LABELS),
-                         f"CVAE: each row one random z (uniform in [-{opts.z_range:g}, {opts.z_range:g}]^{opts.dim_z}),"
+                         f"CVAE: each row one random z (uniform in [-{opts.z_range:g}, {opts.z_range:g}]^{opts.vae.dim_z}),"
                          " each column one label", col_labels=[str(c) for c in LABELS],
                          row_labels=[f"z{i + 1}" for i in range(opts.n_img_y)], scale=opts.resize_factor),
                "Same z along a row, same label down a column")
@@ -213,11 +204,11 @@ def analogy_random(opts: Seed000Options) -> RecipeResult:
     return RecipeResult(rep.write(runs), rep.numbers, {"grid": grid})
 
 
-def analogy_image(opts: Seed000Options) -> RecipeResult:
+def analogy_image(opts: PairOptions) -> RecipeResult:
     """Encode test images with their labels, decode each one's z with every label."""
     device, rep, data = recipe_start(opts, "analogy-image",
-                                     "Analogical reasoning with a given image (seed 000's README; its code was missing)")
-    runs = _pair(opts, device, names=("cvae",))
+                                     "Analogical reasoning with a given image (the CVAE source's figure; its code was missing)")
+    runs = _pair(opts, names=("cvae",))
     model = load(runs["cvae"], device)
     test = data.test
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(opts.seed))[:opts.n_img_y]

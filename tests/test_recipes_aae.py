@@ -1,19 +1,29 @@
-"""Seed 003's recipes (adversarial autoencoders) on a small slice of MNIST-shaped data: every run,
-figure and number is there, and the report shows the paper's values beside ours."""
+"""The adversarial-autoencoder recipes (the TF AAE source) on a small slice of MNIST-shaped data:
+every run, figure and number is there, and the report shows the paper's values beside ours."""
 
+import dataclasses
 import json
 
 import pytest
 
 from fakes import write_npz
-from genae.experiments.seed003 import AAEOptions, AAESemiOptions, aae, aae_semisupervised
+from genae.data import DataSource
+from genae.experiments import RECIPES
+from genae.experiments.aae import AAEOptions, AAESemiOptions, aae, aae_semisupervised
+from genae.models.aae import AAEConfig
+from genae.options import Compute
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     data = tmp_path_factory.mktemp("mnist")
     write_npz(data / "mnist.npz")
-    return dict(out=tmp_path_factory.mktemp("recipes"), data_dir=str(data), limit=300, device="cpu", quiet=True)
+    return dict(out=tmp_path_factory.mktemp("recipes"), data=DataSource(data_dir=str(data), limit=300),
+                compute=Compute(device="cpu", quiet=True))
+
+
+def with_aae(opts, **changes):
+    return dataclasses.replace(opts, aae=dataclasses.replace(opts.aae, **changes))
 
 
 def saved_figures(result) -> list[str]:
@@ -25,7 +35,8 @@ def saved_figures(result) -> list[str]:
 
 
 def test_aae_recipe_trains_every_setting_and_draws_codes_manifolds_and_styles(root):
-    result = aae(AAEOptions(**root, epochs=1, guided_labels=100, parzen_samples=200, n_images=200))
+    opts = dataclasses.replace(AAEOptions(), **root, guided_labels=100, parzen_samples=200, n_images=200)
+    result = aae(with_aae(opts, epochs=1))
     assert list(result.numbers) == ["Gaussian prior", "mixture prior", "mixture + 100 labels",
                                     "mixture + all labels", "supervised, z 2", "supervised, z 10"]
     for key in ("Gaussian prior", "mixture prior"):   # Parzen for the unconditional samplers only
@@ -45,7 +56,9 @@ def test_aae_recipe_trains_every_setting_and_draws_codes_manifolds_and_styles(ro
 
 
 def test_aae_semisupervised_recipe_reports_error_per_label_count_beside_the_paper(root):
-    result = aae_semisupervised(AAESemiOptions(**root, n_labels=(20, 0), epochs=1, dim_z=4, lr=5e-4))
+    source = RECIPES["aae-semisupervised"].defaults("source")   # fp32 and a constant rate: quick on any CPU
+    opts = dataclasses.replace(source, **root, n_labels=(20, 0), seeds=(0,))
+    result = aae_semisupervised(with_aae(opts, epochs=1, dim_z=4, lr=5e-4))
     assert set(result.numbers) == {"20 labels, seed 0", "all labels, seed 0"}
     for numbers in result.numbers.values():
         assert 0 <= numbers["error"] <= 1 and numbers["accuracy"] == pytest.approx(1 - numbers["error"])
@@ -53,17 +66,22 @@ def test_aae_semisupervised_recipe_reports_error_per_label_count_beside_the_pape
     assert saved_figures(result) == ["figures/samples.png"]
     report = result.report.read_text()
     assert "0.85 ± 0.02" in report and "| 20 |" in report
-    assert "learning rate from 0.0005" in report   # the rate the runs trained at, not the seed's 2e-4
+    assert "learning rate from 0.0005" in report   # the rate the runs trained at, not the setting's 2e-4
     (run,) = (root["out"] / "models").glob("aae-semi-20-*")
     assert json.loads((run / "config.json").read_text())["lr"] == 5e-4
 
 
 def test_recipe_training_options_reach_every_aae_config():
-    from genae.experiments.seed003 import _config
+    from genae.experiments.aae import _config
 
     changed = dict(input_noise=0.3, dropout=0.2, precision="bf16", lr=1e-3, discriminator_noise=0.3)
-    for options in (AAEOptions(**changed), AAESemiOptions(**changed)):
-        config = _config(options, mode="semisupervised")
+    for options in (AAEOptions(), AAESemiOptions()):
+        config = _config(with_aae(dataclasses.replace(options, seed=7), **changed), mode="semisupervised")
+        assert type(config) is AAEConfig   # the model's own class, not the command line's view of it
         assert {k: getattr(config, k) for k in changed} == changed
-    seeds = _config(AAESemiOptions())   # the seed's defaults (no noise, 2e-4) keep the run hashes
-    assert (seeds.input_noise, seeds.lr, seeds.discriminator_noise) == (0.0, 2e-4, 0.0)
+        assert (config.mode, config.seed) == ("semisupervised", 7)
+    source = _config(RECIPES["aae-semisupervised"].defaults("source"))   # the source's: no noise, 2e-4, fp32
+    assert (source.input_noise, source.lr, source.discriminator_noise) == (0.0, 2e-4, 0.0)
+    assert (source.lr_schedule, source.precision, source.dim_z) == ("constant", "fp32", 10)
+    ours = _config(AAESemiOptions())   # the README's row: 1e-3, cosine, bf16
+    assert (ours.lr, ours.lr_schedule, ours.precision, ours.dim_z) == (1e-3, "cosine", "bf16", 10)

@@ -1,11 +1,12 @@
-"""Seed 001's experiments: the weight β of the KL term, and how the encoder's σ is parametrised.
+"""The β-VAE and σ experiments of the TensorFlow (C)VAE concepts project: the weight β of the KL term,
+and how the encoder's σ is parametrised.
 
     genae run beta     # β = 0, 12/28, 1, 12, 200: latent space, reconstructions, samples, test rec/KL
     genae run sigma    # σ = exp(½·logvar) vs softplus(ρ) at high learning rates: divergences, ELBO
 
 Loss convention (DESIGN.md): the reconstruction term is summed over all 784 pixels and the KL over
 all latent dimensions, both averaged over the batch, so β means the same for every architecture.
-Seed 001's convolutional model summed its reconstruction over one image axis only, a 28× smaller
+The source's convolutional model summed its reconstruction over one image axis only, a 28× smaller
 term, which rescales its β by ~1/28: its "compromise" β = 12 is β ≈ 0.43 here, listed as 12/28.
 """
 
@@ -22,49 +23,38 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from genae.experiments.common import RecipeOptions, RecipeResult, recipe_start, run_dir_for, trained  # noqa: E402
-from genae.models.registry import load  # noqa: E402
+from genae.experiments.common import (RecipeOptions, RecipeResult, as_config, model_options,  # noqa: E402
+                                      recipe_start, train)
+from genae.models.base import encoded_means  # noqa: E402
 from genae.models.vae import VAEConfig  # noqa: E402
-from genae.nets import Architecture  # noqa: E402
-from genae.plots.latent import encoded_means  # noqa: E402
 from genae.plots.sweep import SweepRow, save_sweep  # noqa: E402
-from genae.train.engine import TrainingDiverged, evaluate, read_metrics  # noqa: E402
+from genae.rundir import load_model as load  # noqa: E402
+from genae.rundir import read_metrics, run_dir_for  # noqa: E402
+from genae.train.engine import TrainingDiverged, evaluate  # noqa: E402
 
 DIVERGED_FILE = "diverged.txt"
 
 
 @dataclass
 class BetaOptions(RecipeOptions):
-    out: Path = Path("runs/seed001")
-    """Root folder: beta/ (figures, results.json, report.md) and models/ (the runs)."""
     betas: tuple[float, ...] = (0.0, 12 / 28, 1.0, 12.0, 200.0)
-    """KL weights: 0 (reconstruction only), seed 001's 12 in its row-sum convention, the ELBO, 12, 200."""
+    """KL weights: 0, the source's 12 in its row-sum convention (12/28), 1 (the ELBO), 12, 200."""
     model: Literal["vae", "cvae"] = "vae"
-    """Model (seed 001's β figures show the plain VAE's 2-D latent space)."""
-    arch: Architecture = "mlp"
-    """Encoder/decoder (seed 001's VAE: two fully connected hidden layers)."""
-    dim_z: int = 2
-    """Latent dimensions (2: the latent space is drawn as it is; more: t-SNE is not used here)."""
-    epochs: int = 15
-    """Training epochs per β (the seed trains at most 15)."""
-    lr: float = 1e-3
-    """Adam learning rate (the seed's)."""
+    """Model (the source's β figures show the plain VAE's 2-D latent space)."""
+    vae: VAEConfig = model_options(VAEConfig, "seed", "beta", "dim_z", epochs=15)
+    """The model's training; β and z (2-D) are the recipe's (the source trains at most 15 epochs)."""
     n_images: int = 5000
     """Test images in each latent-space scatter."""
 
 
 @dataclass
 class SigmaOptions(RecipeOptions):
-    out: Path = Path("runs/seed001")
-    """Root folder: sigma/ (figures, results.json, report.md) and models/ (the runs)."""
     lrs: tuple[float, ...] = (0.01, 0.03)
     """High Adam learning rates to stress both parametrisations."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds: each (σ, lr) pair is trained once per seed, with the same seeds for both σ."""
-    dim_z: int = 20
-    """Latent dimensions."""
-    epochs: int = 5
-    """Training epochs per run."""
+    vae: VAEConfig = model_options(VAEConfig, "seed", "sigma", "lr", epochs=5)
+    """The VAE (784-500-500-20); σ and the learning rate are the recipe's."""
 
 
 # ------------------------------------------------------------------------------------------ beta
@@ -74,52 +64,49 @@ def beta_label(beta: float) -> str:
 
 def beta(opts: BetaOptions) -> RecipeResult:
     """One run per β; for each: encoder means, reconstructions, samples, and test rec / KL."""
-    if opts.dim_z != 2:
-        raise ValueError(f"--dim-z {opts.dim_z}: the β figure draws the latent space itself, so it needs 2")
-    if any(b < 0 for b in opts.betas):
+    if any(not b >= 0 for b in opts.betas):
         raise ValueError(f"--betas {opts.betas}: β must be >= 0")
     device, rep, data = recipe_start(opts, "beta",
-                                     f"β-VAE: the weight of the KL term ({opts.model.upper()}, dim_z = 2, seed 001)")
+                                     f"β-VAE: the weight of the KL term ({opts.model.upper()}, dim_z = 2)")
     test = data.test
     n = min(opts.n_images, len(test))
     x, y = test.x.to(device), test.y.to(device)
     runs, rows, sweep, arrays = {}, [], [], {}
     for b in opts.betas:
-        config = VAEConfig(arch=opts.arch, dim_z=2, beta=b, lr=opts.lr, epochs=opts.epochs, seed=opts.seed,
-                           data_dir=opts.data_dir, limit=opts.limit)
+        config = as_config(opts.vae, dim_z=2, beta=b, seed=opts.seed)
         key = beta_label(b)
-        run = runs[key] = trained(opts.out, opts.model, config, tag=f"beta{b:.4g}", device=device, quiet=opts.quiet)
+        run = runs[key] = train(opts, opts.model, config, tag=f"beta{b:.4g}")
         model = load(run, device)
         terms = evaluate(model, test, torch.device(device))
         rep.numbers[key] = {"beta": b, **terms}
         rows.append([key, terms["rec"], terms["kl"], terms["elbo"], terms["loss"]])
         torch.manual_seed(opts.seed)
         z = encoded_means(model, x[:n], y[:n])
-        samples = model.sample(36, torch.arange(36, device=device) % 10 if model.conditional else None)
+        samples = model.sample(36, torch.arange(36, device=device) % 10 if model.capabilities.conditional else None)
         recon = model.reconstruct(x[:36], y[:36])
         arrays[key] = {"z": z, "samples": samples, "reconstructions": recon}
         sweep.append(SweepRow(key, z, y[:n], recon, samples))
     rep.table(["β", "test reconstruction (nats / image)", "test KL (nats)", "test ELBO (β = 1)", "test loss (rec + β·KL)"],
               rows, "Test set, Bernoulli likelihood on grey-level pixels (BCE with logits), one z sample per "
                     "image; reconstruction summed over the 784 pixels, KL over the 2 latent dimensions. "
-                    "Seed 001: β = 0 reconstructs well but generates badly; a huge β makes every q(z|x) the "
+                    "The source: β = 0 reconstructs well but generates badly; a huge β makes every q(z|x) the "
                     "prior (KL → 0) so nothing is reconstructed; in between, clusters and dense packing.")
     rep.figure(save_sweep(rep.figure_dir / "beta.png", sweep,
-                          f"{opts.model.upper()} with a 2-D z trained with each β, {opts.epochs} epochs: where the "
+                          f"{opts.model.upper()} with a 2-D z trained with each β, {opts.vae.epochs} epochs: where the "
                           "encoder puts the test set, reconstructions of test images, and samples from the prior"),
                "One row per β: encoder means | reconstructions | samples")
     return RecipeResult(rep.write(runs), rep.numbers, arrays)
 
 
 # ----------------------------------------------------------------------------------------- sigma
-def _train_or_diverge(opts: SigmaOptions, config: VAEConfig, tag: str, device: str) -> tuple[Path, str | None]:
+def _train_or_diverge(opts: SigmaOptions, config: VAEConfig, tag: str) -> tuple[Path, str | None]:
     """The run and, if it diverged, the engine's message (remembered in diverged.txt, so a rerun skips it)."""
-    run = run_dir_for(opts.out, "vae", config, tag)
+    run = run_dir_for(opts.out, "vae", config, opts.data, tag)
     marker = run / DIVERGED_FILE
     if marker.is_file():
         return run, marker.read_text().strip()
     try:
-        return trained(opts.out, "vae", config, tag=tag, device=device, quiet=opts.quiet), None
+        return train(opts, "vae", config, tag=tag), None
     except TrainingDiverged as err:
         run.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"{err}\n")
@@ -129,17 +116,16 @@ def _train_or_diverge(opts: SigmaOptions, config: VAEConfig, tag: str, device: s
 def sigma(opts: SigmaOptions) -> RecipeResult:
     """Both σ parametrisations at each learning rate and seed: divergences and final ELBO."""
     device, rep, data = recipe_start(opts, "sigma",
-                                     "The encoder's σ: exp(½·logvar) vs softplus(ρ) at high learning rates (seed 001)")
+                                     "The encoder's σ: exp(½·logvar) vs softplus(ρ) at high learning rates")
     test = data.test
     runs, rows, curves = {}, [], {}
     for lr in opts.lrs:
         for sig in ("exp", "softplus"):
             elbos, diverged = [], []
             for seed in opts.seeds:
-                config = VAEConfig(dim_z=opts.dim_z, sigma=sig, lr=lr, epochs=opts.epochs, seed=seed,
-                                   data_dir=opts.data_dir, limit=opts.limit)
+                config = as_config(opts.vae, sigma=sig, lr=lr, seed=seed)
                 key = f"{sig}-lr{lr:g}-seed{seed}"
-                run, failure = _train_or_diverge(opts, config, f"sigma-{sig}-lr{lr:g}", device)
+                run, failure = _train_or_diverge(opts, config, f"sigma-{sig}-lr{lr:g}")
                 runs[key] = run
                 history = read_metrics(run) if (run / "metrics.jsonl").is_file() else []
                 curves[(lr, sig, seed)] = ([h["valid"]["loss"] for h in history], failure is not None)
@@ -156,7 +142,7 @@ def sigma(opts: SigmaOptions) -> RecipeResult:
                          ", ".join(map(str, diverged)) or "—",
                          f"{mean:.2f} ± {spread:.2f}" if elbos else "—"])
     rep.table(["learning rate", "σ", "runs that diverged (NaN/inf loss)", "their seeds", "test ELBO of the others (mean ± sd)"],
-              rows, f"VAE 784-500-500-{opts.dim_z}, Adam, batch 128, {opts.epochs} epochs, seeds {list(opts.seeds)} "
+              rows, f"VAE 784-500-500-{opts.vae.dim_z}, Adam, batch {opts.vae.batch_size}, {opts.vae.epochs} epochs, seeds {list(opts.seeds)} "
                     "for both parametrisations. A run diverges when the engine meets a non-finite loss (it stops "
                     "and keeps the last good checkpoint). Test ELBO on grey-level pixels (BCE with logits).")
     rep.figure(_sigma_figure(rep.figure_dir / "sigma.png", curves, opts), "Validation loss per epoch; × = diverged")
@@ -180,7 +166,7 @@ def _sigma_figure(path: Path, curves: dict, opts: SigmaOptions) -> Path:
         ax.set_title(f"learning rate {lr:g}", fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation loss (−ELBO, nats)")
-        ax.set_xlim(0.5, opts.epochs + 0.5)
+        ax.set_xlim(0.5, opts.vae.epochs + 0.5)
         ax.legend(fontsize=8)
     fig.suptitle(f"σ = exp(½·logvar) vs softplus(ρ), seeds {list(opts.seeds)}; × = a run that met a NaN/inf "
                  "loss in the epoch after its last point", fontsize=9)

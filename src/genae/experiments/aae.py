@@ -1,7 +1,8 @@
-"""Seed 003's experiments: adversarial autoencoders (Makhzani et al. 2015).
+"""Adversarial autoencoders (Makhzani et al. 2015), as the TensorFlow AAE source reproduced them.
 
     genae run aae                  # unsupervised (Gaussian, 10-Gaussian mixture), label-guided, supervised
-    genae run aae-semisupervised   # test error with 100 / 1000 / all labels
+    genae run aae-semisupervised   # test error with 100 labels, 3 seeds
+    genae run aae-semisupervised --setting source --n-labels 100 1000 0   # the source's settings
 
 Figures: codes of the test set beside prior samples; the learned manifold (a z-grid for the
 Gaussian, a row along each component's axis for the mixture); the supervised AAE's style grid
@@ -13,55 +14,37 @@ its weakness), judge conditional accuracy (when the reference judge is cached), 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, replace
-from pathlib import Path
+import dataclasses
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from genae.evaluate import evaluate_run
 from genae.evaluate.parzen import parzen_score
-from genae.experiments.common import RecipeResult, TrainingOptions, recipe_start, schedule_words, trained
+from genae.experiments.common import (RecipeOptions, RecipeResult, as_config, model_options, recipe_start,
+                                      schedule_words, train)
 from genae.models.aae import AAEConfig
-from genae.models.base import N_CLASSES
+from genae.models.base import N_CLASSES, encoded_means
 from genae.models.priors import GaussianMixturePrior
-from genae.models.registry import load
 from genae.plots.grids import save_grid, save_panels
-from genae.plots.latent import encoded_means, save_scatters
+from genae.plots.latent import save_scatters
 from genae.plots.manifold import manifold_images
+from genae.rundir import load_model as load
 
 PAPER_PARZEN = "340 ± 2"
 PAPER_ERRORS = {100: "1.90 ± 0.10", 1000: "1.60 ± 0.08", 0: "0.85 ± 0.02"}   # Makhzani et al. Table 2
 
 
 @dataclass
-class AAETrainingOptions(TrainingOptions):
-    """Training options of every AAE run of a recipe (the seed's learning rate is a constant 2e-4)."""
-    lr: float = 2e-4
-    """Adam learning rate of every phase (the seed's 2e-4; semi-supervised, 1e-3 did better: README)."""
-    input_noise: float = 0.0
-    """Std of Gaussian noise added to the encoder's [-1, 1] input in training (the seed's --noise: 0.6)."""
-    dropout: float = 0.0
-    """Drop probability after every hidden layer of encoder and decoder."""
-    discriminator_noise: float = 0.0
-    """Std of Gaussian noise on what every discriminator judges, in training (0: none, the seed's)."""
-    deterministic: bool = False
-    """z = μ(x) instead of a draw from N(μ(x), σ²(x)) (the seed's); Makhzani et al. report this one."""
-    encoder_optimizer: Literal["per-phase", "shared"] = "per-phase"
-    """per-phase: reconstruction, generator and classification each have an Adam of their own (the seed's);
-    shared: one Adam serves the three (genae.models.aae)."""
-
-
-@dataclass
-class AAEOptions(AAETrainingOptions):
-    out: Path = Path("runs/seed003")
-    """Root folder: aae/ (figures, results.json, report.md) and models/ (the runs)."""
-    epochs: int = 20
-    """Training epochs per run (the seed trains 100)."""
+class AAEOptions(RecipeOptions):
+    aae: AAEConfig = model_options(AAEConfig, "seed", "mode", "prior", "label_prior", "n_labels", "dim_z",
+                                   "snapshots", epochs=15)
+    """Every AAE's training (the source trains 100 epochs); mode, prior, labels and z are the recipe's."""
     guided_labels: int = 10_000
-    """Labeled images of the label-guided run (the seed's 10k labeled + 40k unlabeled); a second run uses all."""
+    """Labeled images of the label-guided run (the source's 10k labeled + 40k unlabeled); a second run uses all."""
     supervised_dims: tuple[int, ...] = (2, 10)
-    """Code dimensions of the supervised AAE (the seed shows 2 and 10)."""
+    """Code dimensions of the supervised AAE (the source shows 2 and 10)."""
     parzen_samples: int = 10_000
     """Generated images in the Parzen window (the paper's 10k); 0 skips the Parzen estimate."""
     n_images: int = 5000
@@ -69,33 +52,29 @@ class AAEOptions(AAETrainingOptions):
 
 
 @dataclass
-class AAESemiOptions(AAETrainingOptions):
-    out: Path = Path("runs/seed003")
-    """Root folder: aae-semisupervised/ and models/."""
-    n_labels: tuple[int, ...] = (100, 1000, 0)
+class AAESemiOptions(RecipeOptions):
+    setting: Literal["ours", "source"] = "ours"
+    """Defaults of the AAE: ours (the README's row: lr 1e-3, cosine, bf16) or source (2e-4, constant, fp32)."""
+    n_labels: tuple[int, ...] = (100,)
     """Labeled training images per run, balanced across classes (0: every label)."""
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds: each count of labels is trained once per seed (label subset and initialisation)."""
-    dim_z: int = 10
-    """Style code dimensions."""
-    classify_every: int = 1
-    """The classification phase runs on every K-th step only (the seed: 10 with 1000 labels)."""
-    w_cls: float = 1.0
-    """Weight of the classification loss (acts with --encoder-optimizer shared; genae.models.aae)."""
-    label_smoothing: float = 0.0
-    """ε of the classification phase's smoothed one-hot target (0: plain cross-entropy)."""
-    regularization_lr_scale: float = 1.0
-    """Learning rate of the discriminator and generator phases as a multiple of --lr."""
-    epochs: int = 100
-    """Training epochs per run (the seed's 100)."""
+    aae: AAEConfig = model_options(AAEConfig, "seed", "mode", "n_labels", "label_prior", "snapshots", dim_z=10, lr=1e-3,
+                                   lr_schedule="cosine", precision="bf16")
+    """The semi-supervised AAE (z 10, 100 epochs); mode and labels are the recipe's."""
+
+
+def source_setting() -> AAESemiOptions:
+    """The source's semi-supervised AAE: Adam 2e-4, a constant rate, fp32."""
+    aae = dataclasses.replace(AAESemiOptions().aae, lr=2e-4, lr_schedule="constant", precision="fp32")
+    return AAESemiOptions(setting="source", aae=aae)
+
+
+SETTINGS = {"source": source_setting}   # beside "ours", the options class's own defaults
 
 
 def _config(opts, **changes) -> AAEConfig:
-    return AAEConfig(epochs=opts.epochs, lr=opts.lr, seed=opts.seed, data_dir=opts.data_dir, limit=opts.limit,
-                     lr_schedule=opts.lr_schedule, lr_decay_epochs=opts.lr_decay_epochs,
-                     precision=opts.precision, input_noise=opts.input_noise, dropout=opts.dropout,
-                     discriminator_noise=opts.discriminator_noise,
-                     encoder_optimizer=opts.encoder_optimizer, deterministic=opts.deterministic, **changes)
+    return as_config(opts.aae, seed=opts.seed, **changes)
 
 
 def style_grid(model, dim_z: int, seed: int) -> torch.Tensor:
@@ -116,9 +95,9 @@ def component_rows(model, n: int = 10) -> torch.Tensor:
 
 
 def aae(opts: AAEOptions) -> RecipeResult:
-    """Sections 1–3 of seed 003: unsupervised, label-guided and supervised AAEs."""
+    """Sections 1–3 of the AAE source: unsupervised, label-guided and supervised AAEs."""
     device, rep, data = recipe_start(
-        opts, "aae", "Adversarial autoencoders: priors, labels in the regulariser, supervised style (seed 003)")
+        opts, "aae", "Adversarial autoencoders: priors, labels in the regulariser, supervised style")
     test, valid = data.test, data.valid
     n = min(opts.n_images, len(test))
     settings = {"Gaussian prior": dict(prior="gaussian"), "mixture prior": dict(prior="gmm"),
@@ -130,9 +109,9 @@ def aae(opts: AAEOptions) -> RecipeResult:
     for key, changes in settings.items():
         config = _config(opts, **changes)
         tag = key.replace(",", "").replace(" + ", "-").replace(" ", "-")
-        runs[key] = trained(opts.out, "aae", config, tag=tag, device=device, quiet=opts.quiet)
+        runs[key] = train(opts, "aae", config, tag=tag)
         model = load(runs[key], device)
-        numbers = evaluate_run(runs[key], device=device, limit=opts.limit)   # + judge scores when cached
+        numbers = evaluate_run(runs[key], device=device)   # + judge scores when cached
         if config.mode == "unsupervised" and not config.label_prior and opts.parzen_samples:
             torch.manual_seed(opts.seed)
             samples = model.sample(opts.parzen_samples)
@@ -156,8 +135,8 @@ def aae(opts: AAEOptions) -> RecipeResult:
             arrays[key] = {"style_grid": style_grid(model, config.dim_z, opts.seed)}
     rep.table(["run", "test reconstruction error (Σ squared error, pixels in [-1, 1])",
                f"Parzen log-likelihood, {opts.parzen_samples} samples (nats)", "paper's Parzen", "judge conditional accuracy"], rows,
-              f"Test set, {opts.epochs} epochs per run (the seed trains 100), "
-              f"{schedule_words(opts)} learning rate from {opts.lr:g}, {opts.precision}. "
+              f"Test set, {opts.aae.epochs} epochs per run (the source trains 100), "
+              f"{schedule_words(opts.aae)} learning rate from {opts.aae.lr:g}, {opts.aae.precision}. "
               "Parzen: σ chosen on 1000 validation images, "
               "mean ± standard error over the test set; a weak estimate (Theis et al. 2016), comparable only "
               "under the same protocol. Judge conditional accuracy: samples drawn for digit k (from mixture component "
@@ -190,41 +169,34 @@ def aae(opts: AAEOptions) -> RecipeResult:
 
 
 def aae_semisupervised(opts: AAESemiOptions) -> RecipeResult:
-    """Section 4 of seed 003: test error of the semi-supervised AAE per number of labels."""
+    """Section 4 of the AAE source: test error of the semi-supervised AAE per number of labels."""
     device, rep, data = recipe_start(opts, "aae-semisupervised",
-                                     "Semi-supervised adversarial autoencoder: test error (seed 003)")
+                                     "Semi-supervised adversarial autoencoder: test error")
     runs, rows, arrays, grids = {}, [], {}, {}
     for n_labels in opts.n_labels:
         errors = []
         for seed in opts.seeds:
-            config = replace(_config(opts, mode="semisupervised", dim_z=opts.dim_z, n_labels=n_labels or None,
-                                     classify_every=opts.classify_every, w_cls=opts.w_cls,
-                                     label_smoothing=opts.label_smoothing,
-                                     regularization_lr_scale=opts.regularization_lr_scale),
-                             seed=seed)
+            config = as_config(opts.aae, mode="semisupervised", n_labels=n_labels or None, seed=seed)
             key = f"{n_labels or 'all'} labels, seed {seed}"
-            runs[key] = trained(opts.out, "aae", config, tag=f"semi-{n_labels or 'all'}", device=device,
-                                quiet=opts.quiet)
+            runs[key] = train(opts, "aae", config, tag=f"semi-{n_labels or 'all'}")
             model = load(runs[key], device)
-            numbers = evaluate_run(runs[key], device=device, limit=opts.limit)
+            numbers = evaluate_run(runs[key], device=device)
             rep.numbers[key] = numbers
             errors.append(100 * numbers["error"])
             if seed == opts.seeds[0]:
-                grids[f"{n_labels or 'all'} labels"] = style_grid(model, opts.dim_z, opts.seed)
+                grids[f"{n_labels or 'all'} labels"] = style_grid(model, opts.aae.dim_z, opts.seed)
         spread = f" ± {statistics.stdev(errors):.2f}" if len(errors) > 1 else ""
         rows.append([n_labels or "all (50k)", f"{statistics.mean(errors):.2f}{spread}", len(errors),
                      PAPER_ERRORS.get(n_labels, "—")])
         arrays[n_labels] = errors
+    a = opts.aae
     rep.table(["labels", "test error % (mean ± sd over seeds)", "seeds", "paper (Makhzani et al. Table 2)"], rows,
-              f"Error of argmax q(y|x) on the 10k test images at the best validation epoch; {opts.epochs} epochs, "
-              f"z of {opts.dim_z} dimensions, {schedule_words(opts)} learning rate from {opts.lr:g}, "
-              f"{opts.precision}, input noise std {opts.input_noise}, dropout {opts.dropout}, discriminator input "
-              f"noise std {opts.discriminator_noise}, classification every "
-              f"{opts.classify_every} step(s) with weight {opts.w_cls} and label smoothing {opts.label_smoothing}, "
-              f"regularisation phases at {opts.regularization_lr_scale} × the learning rate, "
-              f"{opts.encoder_optimizer} encoder optimizer, {'deterministic' if opts.deterministic else 'sampled'} z. "
-              "Seed 003 reports 97.1% accuracy (2.9% error) with 1280 labels; peers' "
-              "reproductions reach about 5% with 100 labels.")
+              f"Error of argmax q(y|x) on the 10k test images at the best validation epoch; setting '{opts.setting}': "
+              f"{a.epochs} epochs, z of {a.dim_z} dimensions, {schedule_words(a)} learning rate from {a.lr:g}, "
+              f"{a.precision}, input noise std {a.input_noise}, dropout {a.dropout}, discriminator input "
+              f"noise std {a.discriminator_noise}, classification every {a.classify_every} step(s) with weight "
+              f"{a.w_cls}, {a.encoder_optimizer} encoder optimizer, {'deterministic' if a.deterministic else 'sampled'} z. "
+              "Peers' reproductions reach about 5% with 100 labels (docs/aae.md).")
     rep.figure(save_panels(rep.figure_dir / "samples.png", grids, 10,
                            "Semi-supervised AAE: the same style code down each column, the label along each row",
                            row_labels=[str(k) for k in range(N_CLASSES)]),
