@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
     """Tests never read or write the user's cache ($GENAE_DATA): no cached MNIST, no cached judge."""

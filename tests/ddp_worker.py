@@ -7,8 +7,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fakes import synthetic_mnist  # noqa: E402
-from genae.train.engine import fit  # noqa: E402
 from toy import Toy, ToyConfig  # noqa: E402
+
+from genae.train.engine import fit  # noqa: E402
 
 torch.set_num_threads(1)
 torch.manual_seed(0)

@@ -31,5 +31,6 @@ def write_npz(path: Path, seed: int = 0) -> Path:
     x_train, y_train = digit_like(60_000, seed)
     x_test, y_test = digit_like(10_000, seed + 1)
     to_u8 = lambda x: (x[:, 0] * 255).round().to(torch.uint8).numpy()  # noqa: E731
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, x_train=to_u8(x_train), y_train=y_train.numpy(), x_test=to_u8(x_test), y_test=y_test.numpy())
     return path

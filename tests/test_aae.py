@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from fakes import digit_like, synthetic_mnist
 from torch.distributions import Independent, Normal
 
-from fakes import digit_like, synthetic_mnist
 from genae.evaluate.parzen import parzen_log_likelihood, parzen_score
 from genae.models.aae import AAE, AAEConfig, check_aae_config
 from genae.models.base import Batch, one_hot

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from fakes import write_npz
+from safetensors.torch import load_file
 
 TESTS = Path(__file__).parent
 SMALL = ["--limit", "1000", "--n-hidden", "64", "--dim-z", "2", "--quiet"]

@@ -13,11 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import (
+    IDX_NAMES,
+    N_TEST,
+    N_TRAIN,
+    fake_mnist_arrays,
+    write_idx,
+    write_idx_dir,
+    write_npz,
+)
 
-from conftest import IDX_NAMES, N_TEST, N_TRAIN, fake_mnist_arrays, write_idx, write_idx_dir, write_npz
 from genae.data import DataError, cache_dir, load_mnist
 from genae.data import mnist as mnist_mod
-
 
 # ------------------------------------------------------------------ successful loads
 
@@ -208,7 +215,7 @@ def test_idx_images_and_labels_disagree(idx_dir, mnist_arrays):
 
 def test_idx_wrong_image_shape(idx_dir):
     write_idx(idx_dir / IDX_NAMES["test_images"], np.zeros((N_TEST, 32, 32), np.uint8))
-    with pytest.raises(DataError, match=r"test images have shape \(10000, 32, 32\)"):
+    with pytest.raises(DataError, match=r"shape \(10000, 32, 32\)"):
         load_mnist(idx_dir)
 
 

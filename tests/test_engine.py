@@ -4,12 +4,13 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from fakes import synthetic_mnist
+from safetensors.torch import load_file
+from toy import Toy, ToyConfig
+
+from genae.errors import UserError
 from genae.rundir import load_checkpoint, read_metadata, read_metrics
 from genae.train.engine import TrainingDiverged, fit
-from toy import Toy, ToyConfig
 
 CPU = torch.device("cpu")
 
@@ -61,7 +62,7 @@ def test_early_stopping_on_patience(tmp_path):
 
 def test_existing_run_is_not_overwritten(tmp_path):
     run_toy(tmp_path)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(UserError, match="--resume"):
         run_toy(tmp_path)
 
 

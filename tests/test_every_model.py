@@ -9,9 +9,9 @@ import dataclasses
 
 import pytest
 import torch
+from fakes import synthetic_mnist
 
 import genae
-from fakes import synthetic_mnist
 from genae.models.aae import AAEConfig
 from genae.models.base import Capabilities, Model
 from genae.models.judge import JudgeConfig
@@ -43,16 +43,17 @@ CASES = {   # case → (registered model, config); every registered name appears
 EXPECTED = {   # what each case must declare (an independent statement of the models' contracts)
     "vae": Capabilities(encodes=True, decodes=True, samples=True, likelihood="nll"),
     "vae-conv": Capabilities(encodes=True, decodes=True, samples=True, likelihood="nll"),
-    "cvae": Capabilities(conditional=True, encodes=True, encodes_label=True, decodes=True, samples=True,
-                         likelihood="conditional_nll"),
-    "m2": Capabilities(conditional=True, encodes=True, encodes_label=True, decodes=True, samples=True,
-                       classifies=True),
-    "m1+m2": Capabilities(conditional=True, encodes=True, encodes_label=True, decodes=True, samples=True,
-                          classifies=True),
+    "cvae": Capabilities(conditional=True, encodes=True, encodes_label=True, decodes=True, decodes_label=True,
+                         samples=True, likelihood="conditional_nll"),
+    "m2": Capabilities(conditional=True, encodes=True, encodes_label=True, decodes=True, decodes_label=True,
+                       samples=True, classifies=True),
+    "m1+m2": Capabilities(conditional=True, encodes=True, encodes_label=True, decodes=True, decodes_label=True,
+                          samples=True, classifies=True),
     "aae": Capabilities(encodes=True, decodes=True, samples=True),
     "aae-label-prior": Capabilities(conditional=True, encodes=True, decodes=True, samples=True),
-    "aae-supervised": Capabilities(conditional=True, encodes=True, decodes=True, samples=True),
-    "aae-semisupervised": Capabilities(conditional=True, encodes=True, decodes=True, samples=True, classifies=True),
+    "aae-supervised": Capabilities(conditional=True, encodes=True, decodes=True, decodes_label=True, samples=True),
+    "aae-semisupervised": Capabilities(conditional=True, encodes=True, decodes=True, decodes_label=True, samples=True,
+                                       classifies=True),
     "sohn-baseline": Capabilities(completes=True),
     "sohn-cvae": Capabilities(completes=True, likelihood="cll"),
     "judge": Capabilities(classifies=True),
@@ -114,6 +115,7 @@ def test_model_trains_saves_loads_and_keeps_its_promises(case, dependencies, tmp
     assert type(loaded) is type(model) and loaded.name == name
     caps = loaded.capabilities
     assert caps == EXPECTED[case]
+    assert loaded.latent_dim == getattr(config, "dim_z", None) if case != "judge" else loaded.latent_dim is None
     x, y = _images()
     b = len(x)
 
@@ -179,6 +181,14 @@ def test_model_trains_saves_loads_and_keeps_its_promises(case, dependencies, tmp
             given = loaded.given_mask.bool().expand_as(x)
             for k in range(3):
                 _same(c[k][given], x[given])   # the given quadrants are kept exactly
+            dim = loaded.latent_dim
+            eps = torch.zeros(b, dim) if dim else None
+            one = loaded.complete_with(x, eps)
+            _same(one[given], x[given])
+            if dim:   # the noise moves the completion, which outside the given pixels is the generator's
+                assert (loaded.complete_with(x, eps + 3) - one).abs().max() > 1e-5
+            else:
+                _same(one, c[0])
         else:
             with pytest.raises(NotImplementedError, match="completes"):
                 loaded.complete(x)

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
-
 from fakes import write_npz
+
 from genae.data import DataSource
 from genae.experiments import RECIPES
 from genae.experiments.cvae_vs_vae import PairOptions, denoising_scores

@@ -2,9 +2,10 @@
 
 import pytest
 import torch
-
 from fakes import synthetic_mnist, write_npz
+
 from genae.data import DataSource
+from genae.errors import UserError
 from genae.evaluate.judge import JUDGE_FILE, load_judge
 from genae.experiments.judge import train_judge
 from genae.models.judge import Judge, JudgeConfig, random_shift
@@ -37,7 +38,7 @@ def test_cached_judge_is_checked_against_its_sha256(tmp_path):
     data = tmp_path / "mnist"
     data.mkdir()
     write_npz(data / "mnist.npz")
-    with pytest.raises(FileNotFoundError, match="genae judge train"):
+    with pytest.raises(UserError, match="genae judge train"):
         load_judge(tmp_path / "judge")
     record = train_judge(JudgeConfig(epochs=1), tmp_path / "judge", data=DataSource(data_dir=str(data), limit=300),
                          device="cpu", quiet=True)
@@ -52,7 +53,7 @@ def test_cached_judge_is_checked_against_its_sha256(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "config.json").write_text('{"model": "vae"}')
-    with pytest.raises(FileExistsError, match="another model"):
+    with pytest.raises(UserError, match="another model"):
         train_judge(JudgeConfig(epochs=1), other, data=DataSource(data_dir=str(data), limit=300), device="cpu",
                     quiet=True)
 
@@ -101,7 +102,7 @@ def test_eval_scores_a_cvae_with_the_cached_judge_only_when_there_is_one(tmp_pat
     assert "no cached judge" in result["judge"]
     assert (result["model"], result["n_images"], result["iw_samples"]) == ("cvae", 50, 5)
     assert result["conditional_nll"] <= -result["elbo"] + 1e-3   # the IWAE bound is at least the ELBO
-    with pytest.raises(FileNotFoundError, match="genae judge train"):
+    with pytest.raises(UserError, match="genae judge train"):
         evaluate_run(run, iw_samples=5, limit=50, judge="on")
     train_judge(JudgeConfig(epochs=1), judge_dir(), data=source, device="cpu", quiet=True)
     result = evaluate_run(run, iw_samples=5, limit=50, judge_samples=30)

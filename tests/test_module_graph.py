@@ -10,13 +10,14 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS = [   # lowest first; a module may import its own package or lower layers only
-    ("genae.options", "genae.device", "genae.data", "genae.nets"),
+    ("genae.errors", "genae.files", "genae.options"),
+    ("genae.device", "genae.data", "genae.nets"),
     ("genae.runtime",),
     ("genae.models",),
     ("genae.rundir",),
     ("genae.train",),
-    ("genae.evaluate", "genae.plots"),
-    ("genae.experiments", "genae.demo"),
+    ("genae.evaluate", "genae.plots", "genae.export"),
+    ("genae.experiments", "genae.demo", "genae.explorer"),
     ("genae.cli", "genae"),
     ("genae.__main__",),
 ]

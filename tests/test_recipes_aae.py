@@ -5,8 +5,8 @@ import dataclasses
 import json
 
 import pytest
-
 from fakes import write_npz
+
 from genae.data import DataSource
 from genae.experiments import RECIPES
 from genae.experiments.aae import AAEOptions, AAESemiOptions, aae, aae_semisupervised

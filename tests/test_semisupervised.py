@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from fakes import write_npz
 from safetensors import safe_open
 from torch.distributions import Independent
 
-from fakes import write_npz
 from genae.data import DataSource, load_mnist
-from genae.data.subsets import UNLABELED, balanced_subset, hide_labels
 from genae.data.mnist import Split
+from genae.data.subsets import UNLABELED, balanced_subset, hide_labels
 from genae.evaluate import evaluate_run
 from genae.models.base import Batch
 from genae.models.semisupervised import M2, M2Config
@@ -279,7 +279,11 @@ def test_recipe_refuses_a_bad_m2_option_before_m1_trains(tmp_path, fake_data):
 
 
 def test_recipe_schedule_precision_and_network_sizes_reach_m2_and_m1_m2_configs():
-    from genae.experiments.semisupervised import SemiSupervisedOptions, m1_config, m2_config
+    from genae.experiments.semisupervised import (
+        SemiSupervisedOptions,
+        m1_config,
+        m2_config,
+    )
 
     defaults = SemiSupervisedOptions()
     opts = dataclasses.replace(
@@ -320,6 +324,7 @@ def test_m1_beta_reaches_m1s_vae_and_names_a_different_run_while_the_default_nam
 
 def test_m1_classifiers_on_two_clusters_and_label_spreading_uses_the_unlabeled_points():
     import numpy as np
+
     from genae.evaluate.classification import label_spreading_error, svm_error
 
     rng = np.random.default_rng(0)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-
 from fakes import synthetic_mnist, write_npz
+
 from genae.data import DataSource
 from genae.evaluate.likelihood import likelihood_bounds
 from genae.experiments import RECIPES

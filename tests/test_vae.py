@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from fakes import synthetic_mnist
+
 from genae.evaluate.likelihood import likelihood_bounds
 from genae.models.base import Batch
 from genae.models.registry import build

@@ -15,6 +15,8 @@ from genae.models.config import TrainConfig
 class ToyConfig(TrainConfig):
     nan_at_epoch: int = 0        # the loss turns NaN in this epoch (0: never)
     worse_every_epoch: bool = False  # validation loss grows with every epoch
+    nan_validation_at_epoch: int = 0   # the validation loss (only) is NaN after this epoch (0: never)
+    optimizer: str = "adam"      # or "sgd": plain steps, whose size shows every mistake in a gradient
 
 
 class Toy(Model):
@@ -32,6 +34,8 @@ class Toy(Model):
         return err, {"loss": err.detach()}
 
     def phases(self):
+        if self.config.optimizer == "sgd":
+            return [Phase("toy", torch.optim.SGD(self.parameters(), lr=self.config.lr), self.loss)]
         return [Phase("toy", adam(self.parameters(), lr=self.config.lr), self.loss)]
 
     def validation_metrics(self, batch: Batch):
@@ -39,4 +43,6 @@ class Toy(Model):
         self.epochs_seen += 1  # one validation batch per epoch in these tests
         if self.config.worse_every_epoch:
             loss = torch.tensor(float(self.epochs_seen))
+        if self.config.nan_validation_at_epoch and self.epochs_seen >= self.config.nan_validation_at_epoch:
+            loss = loss * float("nan")
         return {"loss": loss}

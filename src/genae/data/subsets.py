@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from genae.data.mnist import Split
+from genae.errors import UserError
 
 UNLABELED = -1
 
@@ -17,14 +18,14 @@ UNLABELED = -1
 def balanced_subset(y: torch.Tensor, n: int, *, seed: int, n_classes: int = 10) -> torch.Tensor:
     """Sorted indices of n images, n / n_classes of each class, chosen uniformly by `seed`."""
     if n < n_classes or n % n_classes:
-        raise ValueError(f"--n-labels {n}: a balanced subset needs a positive multiple of {n_classes}")
+        raise UserError(f"--n-labels {n}: a balanced subset needs a positive multiple of {n_classes}")
     per_class = n // n_classes
     generator = torch.Generator().manual_seed(seed)
     chosen = []
     for label in range(n_classes):
         pool = (y == label).nonzero().flatten()
         if len(pool) < per_class:
-            raise ValueError(f"--n-labels {n}: class {label} has only {len(pool)} training images, "
+            raise UserError(f"--n-labels {n}: class {label} has only {len(pool)} training images, "
                              f"{per_class} are needed")
         chosen.append(pool[torch.randperm(len(pool), generator=generator)[:per_class]])
     return torch.cat(chosen).sort().values

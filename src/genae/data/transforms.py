@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from genae.errors import UserError
+
 VALIDATION_SEED = 1234
 """Seed of the transforms (binarization, noise) of validation and test images: the same every epoch
 and in every evaluation."""
@@ -30,7 +32,7 @@ def from_signed(x: torch.Tensor) -> torch.Tensor:
 def salt_and_pepper(x: torch.Tensor, rate: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """With probability `rate` a pixel is replaced by 0 or 1 (equally likely); values stay in [0, 1]."""
     if not 0 <= rate <= 1:
-        raise ValueError(f"salt-and-pepper rate must be in [0, 1], got {rate}")
+        raise UserError(f"salt-and-pepper rate must be in [0, 1], got {rate}")
     hit = torch.rand(x.shape, generator=generator, device=x.device) < rate
     salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
     return torch.where(hit, salt.to(x.dtype), x)
@@ -39,7 +41,7 @@ def salt_and_pepper(x: torch.Tensor, rate: float, generator: torch.Generator | N
 def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """x + N(0, std²) noise (not clipped: the AAE's input noise lives in [-1, 1] space)."""
     if std < 0:
-        raise ValueError(f"noise std must be >= 0, got {std}")
+        raise UserError(f"noise std must be >= 0, got {std}")
     return x + std * torch.randn(x.shape, generator=generator, device=x.device)
 
 
@@ -54,7 +56,7 @@ def quadrant_mask(quadrants: tuple[str, ...] | list[str], size: int = 28) -> tor
     cols = {"left": slice(0, half), "right": slice(half, size)}
     for q in quadrants:
         if q not in QUADRANTS:
-            raise ValueError(f"unknown quadrant {q!r}; choose from {QUADRANTS}")
+            raise UserError(f"unknown quadrant {q!r}; choose from {QUADRANTS}")
         r, c = q.split("_")
         mask[:, rows[r], cols[c]] = 1
     return mask

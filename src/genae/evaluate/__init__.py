@@ -16,9 +16,11 @@ from pathlib import Path
 import torch
 
 from genae.data.transforms import VALIDATION_SEED
+from genae.errors import UserError
 from genae.evaluate.likelihood import likelihood_bounds
 from genae.rundir import RunDir, load_model, read_record
 
+MAX_IW_SAMPLES = 100_000   # one image's K samples at once through the decoder: at most ~0.3 GB
 MEANINGS = {
     "nll": "-log p(x) by importance sampling, IWAE bound with K={k}",
     "conditional_nll": "-log p(x|y) by importance sampling, IWAE bound with K={k}",
@@ -40,10 +42,10 @@ def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "t
 
     judge: 'auto' scores a conditional model's samples (CVAE, M2, a label-driven AAE) with the
     cached reference judge if one exists (genae judge train), 'on' requires it, 'off' skips it."""
-    if iw_samples < 1:
-        raise ValueError(f"--iw-samples {iw_samples}: need at least 1")
+    if not 1 <= iw_samples <= MAX_IW_SAMPLES:
+        raise UserError(f"--iw-samples {iw_samples}: must be in 1..{MAX_IW_SAMPLES:,}")
     if limit is not None and limit < 1:
-        raise ValueError(f"--limit {limit}: need at least 1 image")
+        raise UserError(f"--limit {limit}: need at least 1 image")
     run_dir = Path(run_dir)
     name, config, data = read_record(run_dir)
     model = load_model(run_dir, device)

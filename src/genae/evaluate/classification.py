@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from genae.data.transforms import VALIDATION_SEED
+from genae.errors import UserError
 from genae.models.base import encoded_means
 
 
@@ -49,7 +50,7 @@ def label_spreading_error(features: np.ndarray, labels: np.ndarray, test_feature
     from sklearn.semi_supervised import LabelSpreading
 
     if not (labels >= 0).any():
-        raise ValueError("label spreading needs at least one labeled image (labels >= 0)")
+        raise UserError("label spreading needs at least one labeled image (labels >= 0)")
     spread = LabelSpreading(kernel="knn", n_neighbors=n_neighbors, alpha=alpha, max_iter=1000)
     spread.fit(features, labels)
     with np.errstate(invalid="ignore", divide="ignore"):

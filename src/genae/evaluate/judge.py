@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from genae.data.mnist import cache_dir
+from genae.errors import UserError
 from genae.rundir import MODEL_FILE, load_model
 
 JUDGE_FILE = "judge.json"
@@ -39,11 +40,11 @@ def load_judge(where: Path | None = None, device: str = "cpu"):
     where = Path(where) if where is not None else judge_dir()
     record_path = where / JUDGE_FILE
     if not record_path.is_file():
-        raise FileNotFoundError(f"{record_path}: no trained judge; run `genae judge train` first")
+        raise UserError(f"{record_path}: no trained judge; run `genae judge train` first")
     record = json.loads(record_path.read_text())
     actual = sha256_of(where / MODEL_FILE)
     if actual != record["sha256"]:
-        raise ValueError(f"{where / MODEL_FILE}: sha256 {actual[:12]}… does not match judge.json "
+        raise UserError(f"{where / MODEL_FILE}: sha256 {actual[:12]}… does not match judge.json "
                          f"({record['sha256'][:12]}…); retrain with `genae judge train`")
     judge = load_model(where, device)
     judge.record = record

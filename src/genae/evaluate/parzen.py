@@ -20,13 +20,15 @@ import math
 
 import torch
 
+from genae.errors import UserError
+
 SIGMAS = tuple(float(s) for s in torch.logspace(math.log10(0.05), math.log10(0.5), 12))
 
 
 def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, sigma: float, batch: int = 1000) -> torch.Tensor:
     """log p̂(x) for each row of x under the Parzen window of `samples` with width sigma."""
     if not sigma > 0:
-        raise ValueError(f"Parzen window width {sigma}: must be > 0")
+        raise UserError(f"Parzen window width {sigma}: must be > 0")
     s = samples.flatten(1).float()
     dim, n = s.shape[1], s.shape[0]
     out = []

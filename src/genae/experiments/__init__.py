@@ -13,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from genae.experiments import aae, architectures, beta_sigma, cvae_vs_vae, likelihood, quadrants, semisupervised
+from genae.errors import UserError
+from genae.experiments import (
+    aae,
+    architectures,
+    beta_sigma,
+    cvae_vs_vae,
+    likelihood,
+    quadrants,
+    semisupervised,
+)
 
 SOURCES = {   # short name → what the source document is
     "TF CVAE": "the TensorFlow MNIST CVAE project (after Kingma et al. 2014's M2 with every label)",
@@ -40,7 +49,7 @@ class Recipe:
         if setting == "ours":
             return self.options()
         if setting not in self.settings:
-            raise ValueError(f"--setting {setting}: choose one of {', '.join(['ours', *self.settings])}")
+            raise UserError(f"--setting {setting}: choose one of {', '.join(['ours', *self.settings])}")
         return self.settings[setting]()
 
 

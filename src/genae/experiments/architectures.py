@@ -21,8 +21,17 @@ from typing import Literal, Optional
 import torch
 
 from genae.data.transforms import VALIDATION_SEED
+from genae.errors import UserError
 from genae.evaluate import evaluate_run
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, as_config, model_options, recipe_start, train
+from genae.experiments.common import (
+    RecipeOptions,
+    RecipeResult,
+    Report,
+    as_config,
+    model_options,
+    recipe_start,
+    train,
+)
 from genae.models.base import encoded_means
 from genae.models.vae import VAEConfig
 from genae.nets import Architecture, count_parameters
@@ -75,7 +84,7 @@ def _eval_images(opts: ArchitectureOptions) -> int:
 def architectures(opts: ArchitectureOptions) -> RecipeResult:
     """Train every arch × model, evaluate each, draw samples and t-SNE figures, write the table."""
     if opts.tsne_arch not in opts.archs:
-        raise ValueError(f"--tsne-arch {opts.tsne_arch}: not among --archs {', '.join(opts.archs)}")
+        raise UserError(f"--tsne-arch {opts.tsne_arch}: not among --archs {', '.join(opts.archs)}")
     device, rep, data = recipe_start(opts, "architectures",
                                      f"Architectures: VAE and CVAE, dim_z = {opts.vae.dim_z}, {opts.vae.epochs} epochs")
     runs: dict[str, Path] = {}

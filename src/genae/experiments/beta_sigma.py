@@ -23,10 +23,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from genae.experiments.common import (RecipeOptions, RecipeResult, as_config, model_options,  # noqa: E402
-                                      recipe_start, train)
+from genae.errors import UserError  # noqa: E402
+from genae.experiments.common import (  # noqa: E402
+    RecipeOptions,
+    RecipeResult,
+    as_config,
+    model_options,
+    recipe_start,
+    train,
+)
+from genae.files import write_text  # noqa: E402
 from genae.models.base import encoded_means  # noqa: E402
 from genae.models.vae import VAEConfig  # noqa: E402
+from genae.plots.grids import save_figure  # noqa: E402
 from genae.plots.sweep import SweepRow, save_sweep  # noqa: E402
 from genae.rundir import load_model as load  # noqa: E402
 from genae.rundir import read_metrics, run_dir_for  # noqa: E402
@@ -65,7 +74,7 @@ def beta_label(beta: float) -> str:
 def beta(opts: BetaOptions) -> RecipeResult:
     """One run per β; for each: encoder means, reconstructions, samples, and test rec / KL."""
     if any(not b >= 0 for b in opts.betas):
-        raise ValueError(f"--betas {opts.betas}: β must be >= 0")
+        raise UserError(f"--betas {opts.betas}: β must be >= 0")
     device, rep, data = recipe_start(opts, "beta",
                                      f"β-VAE: the weight of the KL term ({opts.model.upper()}, dim_z = 2)")
     test = data.test
@@ -109,7 +118,7 @@ def _train_or_diverge(opts: SigmaOptions, config: VAEConfig, tag: str) -> tuple[
         return train(opts, "vae", config, tag=tag), None
     except TrainingDiverged as err:
         run.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{err}\n")
+        write_text(marker, f"{err}\n")
         return run, str(err)
 
 
@@ -171,6 +180,5 @@ def _sigma_figure(path: Path, curves: dict, opts: SigmaOptions) -> Path:
     fig.suptitle(f"σ = exp(½·logvar) vs softplus(ρ), seeds {list(opts.seeds)}; × = a run that met a NaN/inf "
                  "loss in the epoch after its last point", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path

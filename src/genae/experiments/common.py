@@ -24,9 +24,10 @@ import tyro
 from genae.data import DataSource
 from genae.data.mnist import MNIST
 from genae.device import resolve_device
+from genae.files import write_json, write_text
 from genae.models.config import TrainConfig
 from genae.options import Compute, base_class, cli_view
-from genae.rundir import read_metrics, write_json, write_text
+from genae.rundir import read_metrics
 from genae.train.trainer import trained
 
 

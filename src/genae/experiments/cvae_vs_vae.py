@@ -23,7 +23,15 @@ import torch
 import torch.nn.functional as F
 
 from genae.data.transforms import salt_and_pepper
-from genae.experiments.common import RecipeOptions, RecipeResult, Report, model_options, recipe_start, train
+from genae.errors import UserError
+from genae.experiments.common import (
+    RecipeOptions,
+    RecipeResult,
+    Report,
+    model_options,
+    recipe_start,
+    train,
+)
 from genae.models.base import encoded_means
 from genae.models.vae import VAEConfig
 from genae.plots.grids import save_grid, save_panels
@@ -71,7 +79,7 @@ def _pair(opts: PairOptions, names=("cvae", "vae"), noise: float = 0.0) -> dict[
 def reproduce(opts: PairOptions) -> RecipeResult:
     """Test inputs beside CVAE and VAE reconstructions after epoch 1 and the last epoch."""
     device, rep, data = recipe_start(opts, "reproduce",
-                                     f"Reproduce: CVAE vs VAE reconstructions, dim_z = {opts.vae.dim_z} ")
+                                     f"Reproduce: CVAE vs VAE reconstructions, dim_z = {opts.vae.dim_z}")
     runs = _pair(opts)
     test = data.test
     n = opts.n_img_x * opts.n_img_y
@@ -111,7 +119,7 @@ def _restore(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> torc
 def denoising(opts: DenoisingOptions) -> RecipeResult:
     """Train with salt-and-pepper inputs and clean targets; score restored test images per rate."""
     device, rep, data = recipe_start(opts, "denoising",
-                                     f"Denoising: salt-and-pepper in, clean digit out, dim_z = {opts.vae.dim_z} ")
+                                     f"Denoising: salt-and-pepper in, clean digit out, dim_z = {opts.vae.dim_z}")
     test = data.test
     x, y = test.x.to(device), test.y.to(device)
     n = opts.n_img_x * opts.n_img_y
@@ -144,7 +152,7 @@ def denoising(opts: DenoisingOptions) -> RecipeResult:
 def manifold(opts: PairOptions) -> RecipeResult:
     """Decoded z-grid over [-r, r]² for each label (CVAE) and once for the VAE; encoded test sets."""
     if opts.vae.dim_z != 2:  # before any training
-        raise ValueError(f"--vae.dim-z {opts.vae.dim_z}: the learned manifold and the latent scatter need --vae.dim-z 2")
+        raise UserError(f"--vae.dim-z {opts.vae.dim_z}: the learned manifold and the latent scatter need --vae.dim-z 2")
     device, rep, data = recipe_start(opts, "manifold",
                                      "Learned MNIST manifold with a 2-D z (Kingma et al. Fig. 1a)")
     runs = _pair(opts)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from genae.experiments.html_report import results_path
 from genae.experiments.reproduce import read_state
+from genae.files import replacing
 
 # recipe → a piece of the figure's file name (the first figure that contains it), in gallery order
 GALLERY = {
@@ -41,5 +42,6 @@ def write_gallery(out: Path, dest: Path, width: int = WIDTH) -> Path:
             image = image.convert("RGB")
             if image.width > width:
                 image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
-            image.quantize(colors=256).save(dest / f"{recipe}.png", optimize=True)   # a palette: small files
+            with replacing(dest / f"{recipe}.png") as tmp:
+                image.quantize(colors=256).save(tmp, optimize=True)   # a palette: small files
     return dest

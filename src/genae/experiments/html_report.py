@@ -22,7 +22,7 @@ import torch
 
 from genae.experiments import RECIPES, SOURCES
 from genae.experiments.common import format_cell
-from genae.rundir import write_text
+from genae.files import write_text
 
 REPORT_DIR = "report"
 
@@ -131,8 +131,8 @@ def _recipe_section(name: str, state: dict) -> str:
     for table in results.get("tables", []):
         lines.append(_table(table["header"], table["rows"], table.get("caption", ""), "recipe-table"))
     lines.append(_runs_table(results, state))
-    figures = "".join(_figure(folder / f, c) for f, c in zip(results["figures"], results.get("figure_captions",
-                                                                                          results["figures"])))
+    figures = "".join(_figure(folder, f, c) for f, c in zip(results["figures"], results.get("figure_captions",
+                                                                                         results["figures"])))
     lines.append(f"<div class='side'><div class='source'><strong>The source showed</strong><br>"
                  f"{html.escape(SOURCE_SHOWED.get(name, '—'))}</div><div class='ours'>{figures}</div></div>")
     return "\n".join(lines)
@@ -185,7 +185,14 @@ def _number(value) -> str:
     return html.escape(format_cell(value))
 
 
-def _figure(path: Path, caption: str) -> str:
+def _figure(folder: Path, name: str, caption: str) -> str:
+    """One figure of a recipe's folder, embedded; a name that leaves the folder (an absolute path, a
+    '..', a link pointing out) or is not a PNG is refused, not read."""
+    path = folder / name
+    inside = (not Path(name).is_absolute() and ".." not in Path(name).parts and path.suffix == ".png"
+              and path.resolve().is_relative_to(folder.resolve()))
+    if not inside:
+        return f"<figure class='missing'>refused figure {html.escape(name)}: not a PNG inside {html.escape(str(folder))}</figure>"
     if not path.is_file():
         return f"<figure class='missing'>missing figure {html.escape(str(path))}</figure>"
     data = base64.b64encode(path.read_bytes()).decode()

@@ -10,9 +10,16 @@ from pathlib import Path
 
 from genae.data import DataSource
 from genae.device import resolve_device
-from genae.evaluate.judge import JUDGE_FILE, sha256_of, accuracy, judge_dir
+from genae.errors import UserError
+from genae.evaluate.judge import JUDGE_FILE, accuracy, judge_dir, sha256_of
+from genae.files import write_json
 from genae.models.judge import JudgeConfig
-from genae.rundir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, load_model, read_run_config, write_json
+from genae.rundir import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    load_model,
+    read_run_config,
+)
 from genae.train.trainer import train_model
 
 
@@ -22,12 +29,11 @@ def train_judge(config: JudgeConfig | None = None, out: Path | None = None, *, d
     out = Path(out) if out is not None else judge_dir()
     data = data if data is not None else DataSource()
     if (out / CONFIG_FILE).is_file() and read_run_config(out)[0] != "judge":
-        raise FileExistsError(f"{out} holds another model's run; choose another --out for the judge")
-    for stale in (JUDGE_FILE, CHECKPOINT_FILE, MODEL_FILE, METRICS_FILE):  # retraining replaces it
-        (out / stale).unlink(missing_ok=True)
+        raise UserError(f"{out} holds another model's run; choose another --out for the judge")
+    (out / JUDGE_FILE).unlink(missing_ok=True)   # retraining replaces the judge (force: its run files too)
     config = config or JudgeConfig()
     dev = str(resolve_device(device))
-    run, history = train_model("judge", config, out, data=data, device=dev, quiet=quiet)
+    run, history = train_model("judge", config, out, data=data, force=True, device=dev, quiet=quiet)
     judge = load_model(run, dev)
     test = data.load().test
     record = {"sha256": sha256_of(run / MODEL_FILE), "test_accuracy": accuracy(judge, test.x.to(dev), test.y.to(dev)),

@@ -11,8 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from genae.errors import UserError
 from genae.evaluate import evaluate_run
-from genae.experiments.common import RecipeOptions, RecipeResult, as_config, model_options, recipe_start, train
+from genae.experiments.common import (
+    RecipeOptions,
+    RecipeResult,
+    as_config,
+    model_options,
+    recipe_start,
+    train,
+)
 from genae.models.vae import VAEConfig
 
 BURDA = {"vae": "86.76 (VAE, K = 5000, 3280 epochs; Burda et al. 2016, Table 1)"}
@@ -31,7 +39,7 @@ class LikelihoodOptions(RecipeOptions):
 
 def likelihood(opts: LikelihoodOptions) -> RecipeResult:
     if opts.vae.binarize != "dynamic":
-        raise ValueError(f"--vae.binarize {opts.vae.binarize}: a likelihood of binary MNIST needs dynamic "
+        raise UserError(f"--vae.binarize {opts.vae.binarize}: a likelihood of binary MNIST needs dynamic "
                          "binarization")
     device, rep, _ = recipe_start(opts, "likelihood", "Test log-likelihood on binarized MNIST (IWAE bound)")
     runs, rows = {}, []

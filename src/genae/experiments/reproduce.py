@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from genae.errors import UserError
 from genae.experiments import RECIPES
-from genae.rundir import write_json
+from genae.files import write_json
 
 Mode = Literal["quick", "full"]
 STATE_FILE = "reproduce.json"
@@ -171,11 +172,11 @@ def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = No
     out = Path(out)
     unknown = sorted(set(only or ()) - {s.recipe for s in PLAN})
     if unknown:
-        raise ValueError(f"--only {' '.join(unknown)}: no such recipe; choose from {', '.join(s.recipe for s in PLAN)}")
+        raise UserError(f"--only {' '.join(unknown)}: no such recipe; choose from {', '.join(s.recipe for s in PLAN)}")
     out.mkdir(parents=True, exist_ok=True)
     state = read_state(out)
     if state.get("mode", mode) != mode:
-        raise ValueError(f"{out} holds a --{state['mode']} reproduction; use another --out for --{mode}")
+        raise UserError(f"{out} holds a --{state['mode']} reproduction; use another --out for --{mode}")
     state["mode"] = mode
     if not report_only:
         state["cwd"] = str(Path.cwd())   # the paths recipes record are relative to it

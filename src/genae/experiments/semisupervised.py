@@ -27,10 +27,23 @@ import numpy as np
 import torch
 
 from genae.data.subsets import balanced_subset
+from genae.errors import UserError
 from genae.evaluate import evaluate_run
-from genae.evaluate.classification import encoder_features, label_spreading_error, svm_error
-from genae.experiments.common import (RecipeOptions, RecipeResult, Report, as_config, model_options, recipe_start,
-                                      schedule_words, train)
+from genae.evaluate.classification import (
+    encoder_features,
+    label_spreading_error,
+    svm_error,
+)
+from genae.experiments.common import (
+    RecipeOptions,
+    RecipeResult,
+    Report,
+    as_config,
+    model_options,
+    recipe_start,
+    schedule_words,
+    train,
+)
 from genae.models.config import check_config
 from genae.models.semisupervised import M2Config, check_m2_config
 from genae.models.vae import VAEConfig
@@ -94,7 +107,7 @@ def m2_config(opts: SemiSupervisedOptions, n: int, seed: int, m1_run: Path | Non
 def semisupervised(opts: SemiSupervisedOptions) -> RecipeResult:
     for n in opts.n_labels:
         if n < 10 or n % 10:
-            raise ValueError(f"--n-labels {n}: a balanced subset needs a positive multiple of 10")
+            raise UserError(f"--n-labels {n}: a balanced subset needs a positive multiple of 10")
     for config in (m2_config(opts, 100, opts.seed), as_config(opts.m1m2, n_labels=100)):   # before M1 trains
         check_config(config)
         check_m2_config(config)

@@ -48,8 +48,18 @@ from torch.distributions import Independent, Normal
 from genae.data.mnist import MNIST
 from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
 from genae.data.transforms import to_signed
-from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
-from genae.models.config import TrainConfig
+from genae.errors import UserError
+from genae.models.base import (
+    N_CLASSES,
+    Batch,
+    Capabilities,
+    Model,
+    Phase,
+    adam,
+    one_hot,
+    sample_labels,
+)
+from genae.models.config import MAX_BATCH, TrainConfig, check_config
 from genae.models.priors import GaussianMixturePrior, make_prior
 from genae.nets import build_networks, diagonal_gaussian, mlp
 
@@ -123,27 +133,30 @@ class AAEConfig(TrainConfig):
 def check_aae_config(c: AAEConfig) -> None:
     """Reject values and combinations that would fail or silently do something else, naming the options."""
     if c.label_prior and (c.mode != "unsupervised" or c.prior != "gmm"):
-        raise ValueError(f"--label-prior needs --mode unsupervised and --prior gmm (got --mode {c.mode}, "
+        raise UserError(f"--label-prior needs --mode unsupervised and --prior gmm (got --mode {c.mode}, "
                          f"--prior {c.prior}): each digit is tied to one mixture component")
     if c.n_labels is not None and not (c.label_prior or c.mode == "semisupervised"):
-        raise ValueError(f"--n-labels {c.n_labels} has no effect with --mode {c.mode}"
+        raise UserError(f"--n-labels {c.n_labels} has no effect with --mode {c.mode}"
                          f"{'' if c.mode != 'unsupervised' else ' without --label-prior'}")
     for option, value in (("dim-z", c.dim_z), ("n-hidden", c.n_hidden), ("n-layers", c.n_layers),
                           ("classify-every", c.classify_every),
                           ("labeled-batch", 1 if c.labeled_batch is None else c.labeled_batch)):
         if value < 1:
-            raise ValueError(f"--{option} {value}: need at least 1")
+            raise UserError(f"--{option} {value}: need at least 1")
     for option, value in (("input-noise", c.input_noise), ("discriminator-noise", c.discriminator_noise),
                           ("w-ae", c.w_ae), ("w-gen", c.w_gen), ("w-dis", c.w_dis), ("w-cls", c.w_cls),
                           ("w-ygen", c.w_ygen), ("w-ydis", c.w_ydis)):
         if not (value >= 0 and math.isfinite(value)):
-            raise ValueError(f"--{option} {value}: must be finite and >= 0")
+            raise UserError(f"--{option} {value}: must be finite and >= 0")
+    check_config(c)
+    if c.labeled_batch is not None and c.labeled_batch > MAX_BATCH:
+        raise UserError(f"--labeled-batch {c.labeled_batch}: at most {MAX_BATCH:,}")
     if not 0 <= c.dropout < 1:
-        raise ValueError(f"--dropout {c.dropout}: a drop probability must be in [0, 1)")
+        raise UserError(f"--dropout {c.dropout}: a drop probability must be in [0, 1)")
     if not 0 <= c.adam_beta1 < 1:
-        raise ValueError(f"--adam-beta1 {c.adam_beta1}: must be in [0, 1)")
+        raise UserError(f"--adam-beta1 {c.adam_beta1}: must be in [0, 1)")
     if c.classify_every != 1 and c.mode != "semisupervised":
-        raise ValueError(f"--classify-every {c.classify_every} has no effect with --mode {c.mode}")
+        raise UserError(f"--classify-every {c.classify_every} has no effect with --mode {c.mode}")
 
 
 @contextlib.contextmanager
@@ -188,8 +201,20 @@ class AAE(Model):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(conditional=self.conditional, encodes=True, decodes=True, samples=True,
-                            classifies=self.semi)
+        return Capabilities(conditional=self.conditional, encodes=True, decodes=True,
+                            decodes_label=bool(self.decoder.cond_dim), samples=True, classifies=self.semi)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.dim_z
+
+    def describe(self) -> dict:
+        """The mixture prior's shape (a page draws from component k for label k)."""
+        if self.config.prior != "gmm":
+            return {"prior": {"kind": "gaussian"}}
+        c = self.config
+        return {"prior": {"kind": "gmm", "radius": c.gmm_radius, "radial_std": c.gmm_radial_std,
+                          "tangential_std": c.gmm_tangential_std, "label_chooses_component": c.label_prior}}
 
     # ------------------------------------------------------------ data
     def prepare_data(self, data: MNIST) -> MNIST:
@@ -233,7 +258,7 @@ class AAE(Model):
 
     def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
         if not self.semi:
-            raise ValueError(f"an AAE in --mode {self.config.mode} has no classifier (use semisupervised)")
+            raise UserError(f"an AAE in --mode {self.config.mode} has no classifier (use semisupervised)")
         return self.posterior(x)[1]
 
     def _signed_mean(self, z: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
@@ -243,7 +268,7 @@ class AAE(Model):
         """p(x|z[,y]) = N(mean, 1/8) on [0, 1] pixels; y (labels or B×10 probabilities) is used by the
         supervised and semisupervised decoders."""
         if self.decoder.cond_dim and y is None:
-            raise ValueError(f"the {self.config.mode} AAE's decoder needs labels y")
+            raise UserError(f"the {self.config.mode} AAE's decoder needs labels y")
         condition = None if not self.decoder.cond_dim else (one_hot(y) if y.dim() == 1 else y)
         mean = (self._signed_mean(z, condition) + 1) / 2
         return Independent(Normal(mean, PIXEL_STD, validate_args=False), 3, validate_args=False)
@@ -320,7 +345,7 @@ class AAE(Model):
     def classification_loss(self, batch: Batch):
         known = batch.y >= 0
         if not known.any():
-            raise ValueError("the classification phase got a batch without labeled images")
+            raise UserError("the classification phase got a batch without labeled images")
         ce = F.cross_entropy(self.posterior(batch.x[known])[1], batch.y[known])
         return self.config.w_cls * ce, {"cross_entropy": ce.detach()}
 
@@ -391,11 +416,11 @@ class AAE(Model):
         """n images (pixel means in [0, 1]). Unsupervised: z from the prior (with --label-prior, from
         component y); otherwise z ~ N(0, std²·I) decoded with label y. y defaults to 0..9 in turn."""
         if std < 0:
-            raise ValueError(f"std {std}: the scale of z must be >= 0")
+            raise UserError(f"std {std}: the scale of z must be >= 0")
         y = sample_labels(n, y, self.device)
         if self.config.mode == "unsupervised":
             if isinstance(self.prior, GaussianMixturePrior) and std != 1.0:
-                raise ValueError("std scales the Gaussian prior only; the mixture prior is sampled as it is")
+                raise UserError("std scales the Gaussian prior only; the mixture prior is sampled as it is")
             z = self._prior_codes(y if self.config.label_prior else torch.full_like(y, -1)) * std
         else:
             z = torch.randn(n, self.config.dim_z, device=self.device) * std

@@ -20,9 +20,13 @@ never probe for attributes. The methods behind a capability take images in [0, 1
   samples     sample(n, y=None, *, std=1.0) → n×1×28×28 pixel means
   classifies  classify_logits(x) → B×10 logits of q(y | x)
   likelihood  log_weights(batch, k) → K×B log importance weights (genae.evaluate: ELBO, IWAE)
-  completes   complete(x, n) → n×B×1×28×28 completions of partly given images (Sohn et al.)
-`conditional`: a label y chooses what decode and sample draw (and encode needs it too where
-`encodes_label`).
+  completes   complete(x, n) → n×B×1×28×28 completions of partly given images (Sohn et al.);
+              complete_with(x, eps) → B×1×28×28, the latent noise given (B×latent_dim; ignored
+              by a deterministic completer, whose latent_dim is None)
+`conditional`: a label y chooses what decode and sample draw; `encodes_label`: encode needs it too;
+`decodes_label`: decode reads it. `latent_dim` is the size of z (None for models without one).
+A model may name sub-models worth running on their own (`parts`, e.g. the baseline inside Sohn's
+CVAE) and facts a page drawing it needs (`describe`, e.g. its prior's shape, its given pixels).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import torch
 from torch import nn
 
 from genae.data import transforms
+from genae.errors import UserError
 from genae.models.config import TrainConfig
 
 N_CLASSES = 10
@@ -85,6 +90,7 @@ class Capabilities:
     encodes: bool = False
     encodes_label: bool = False
     decodes: bool = False
+    decodes_label: bool = False
     samples: bool = False
     classifies: bool = False
     likelihood: Optional[str] = None
@@ -95,7 +101,7 @@ class Capabilities:
     def require(self, what: str, model_name: str) -> None:
         """Raise a ValueError naming the model when it lacks capability `what`."""
         if not getattr(self, what):
-            raise ValueError(f"a {model_name} model does not offer '{what}'")
+            raise UserError(f"a {model_name} model does not offer '{what}'")
 
 
 class Model(nn.Module):
@@ -114,6 +120,19 @@ class Model(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def latent_dim(self) -> int | None:
+        """The size of z, for models that have one."""
+        return None
+
+    def parts(self) -> dict[str, "Model"]:
+        """Sub-models worth running on their own (exported beside the model)."""
+        return {}
+
+    def describe(self) -> dict:
+        """JSON-able facts about the model that a page drawing it needs beyond its networks."""
+        return {}
 
     # ------------------------------------------------------------ training (every model)
     def prepare_data(self, data):
@@ -166,6 +185,9 @@ class Model(nn.Module):
         raise self._missing("likelihood")
 
     def complete(self, x: torch.Tensor, n: int = 1) -> torch.Tensor:
+        raise self._missing("completes")
+
+    def complete_with(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
         raise self._missing("completes")
 
 

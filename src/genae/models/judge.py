@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genae.errors import UserError
 from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam
-from genae.models.config import TrainConfig
+from genae.models.config import TrainConfig, check_config
 
 
 @dataclass
@@ -43,6 +44,11 @@ class Judge(Model):
 
     def __init__(self, config: JudgeConfig):
         super().__init__(config)
+        check_config(config)
+        if not 0 <= config.dropout < 1:
+            raise UserError(f"--dropout {config.dropout}: a drop probability must be in [0, 1)")
+        if not 0 <= config.shift <= 13:
+            raise UserError(f"--shift {config.shift}: a translation of 0..13 pixels")
         self.features = nn.Sequential(
             nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),

@@ -20,7 +20,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
+from torch.distributions import (
+    Categorical,
+    Independent,
+    MixtureSameFamily,
+    MultivariateNormal,
+    Normal,
+)
+
+from genae.errors import UserError
 
 N_COMPONENTS = 10
 
@@ -44,9 +52,9 @@ class GaussianMixturePrior:
 
     def __init__(self, dim: int, *, radius: float = 4.0, radial_std: float = 1.0, tangential_std: float = 0.25):
         if dim < 2:
-            raise ValueError(f"--dim-z {dim}: the mixture of Gaussians needs a code of at least 2 dimensions")
+            raise UserError(f"--dim-z {dim}: the mixture of Gaussians needs a code of at least 2 dimensions")
         if not (radius > 0 and radial_std > 0 and tangential_std > 0):
-            raise ValueError(f"mixture radius and stds must be > 0, got {radius}, {radial_std}, {tangential_std}")
+            raise UserError(f"mixture radius and stds must be > 0, got {radius}, {radial_std}, {tangential_std}")
         self.dim, self.radius = dim, radius
         self.stds = torch.tensor([radial_std] + [tangential_std] * (dim - 1))
         self.angles = 2 * math.pi * torch.arange(N_COMPONENTS) / N_COMPONENTS
@@ -97,4 +105,4 @@ def make_prior(kind: str, dim: int, **mixture):
         return GaussianPrior(dim)
     if kind == "gmm":
         return GaussianMixturePrior(dim, **mixture)
-    raise ValueError(f"unknown prior {kind!r}; choose gaussian or gmm")
+    raise UserError(f"unknown prior {kind!r}; choose gaussian or gmm")

@@ -6,9 +6,13 @@ model from its run directory is genae.rundir's job.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
+
+from genae.errors import UserError
 from genae.models.aae import AAE, AAEConfig
 from genae.models.base import LoadRun, Model
 from genae.models.config import TrainConfig
@@ -45,10 +49,29 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+MAX_PARAMETERS = 50_000_000
+"""The largest model genae builds (with gradients and Adam's two moments about 0.8 GB)."""
+SIZE_OPTIONS = ("n_hidden", "n_layers", "dim_z", "arch")
+
+
 def build(name: str, config: TrainConfig | None = None, *, load_run: LoadRun | None = None) -> Model:
     """A fresh `name` model with `config` (default: its config's defaults); `load_run` loads the
-    runs some models are built from (M1+M2's M1)."""
+    runs some models are built from (M1+M2's M1). Its size is counted first on the meta device, so a
+    model over MAX_PARAMETERS is refused before any memory is taken."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+        raise UserError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     spec = MODELS[name]
-    return spec.build(config if config is not None else spec.config(), load_run)
+    config = config if config is not None else spec.config()
+
+    def load_on_cpu(run_dir: str) -> Model:
+        with torch.device("cpu"):
+            return load_run(run_dir)
+
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):   # leaves the caller's random stream alone
+        size = sum(p.numel() for p in spec.build(config, load_on_cpu if load_run else None).parameters())
+    if size > MAX_PARAMETERS:
+        given = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in dataclasses.asdict(config).items()
+                          if k in SIZE_OPTIONS)
+        raise UserError(f"{given}: a {name} of {size:,} parameters; genae builds at most {MAX_PARAMETERS:,} "
+                        "(make the networks smaller)")
+    return spec.build(config, load_run)

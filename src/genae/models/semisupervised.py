@@ -52,10 +52,29 @@ from torch.distributions import kl_divergence
 
 from genae.data.mnist import MNIST
 from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
-from genae.models.base import N_CLASSES, Batch, Capabilities, LoadRun, Model, Phase, adam, one_hot, sample_labels
-from genae.models.config import TrainConfig
-from genae.nets import IMAGE_SHAPE, IMAGE_SIZE, Decoder, Encoder, bernoulli_image, diagonal_gaussian, mlp
-from genae.nets import standard_normal
+from genae.errors import UserError
+from genae.models.base import (
+    N_CLASSES,
+    Batch,
+    Capabilities,
+    LoadRun,
+    Model,
+    Phase,
+    adam,
+    one_hot,
+    sample_labels,
+)
+from genae.models.config import MAX_BATCH, TrainConfig, check_config, check_kl_weight
+from genae.nets import (
+    IMAGE_SHAPE,
+    IMAGE_SIZE,
+    Decoder,
+    Encoder,
+    bernoulli_image,
+    diagonal_gaussian,
+    mlp,
+    standard_normal,
+)
 
 LOG_CLASSES = math.log(N_CLASSES)  # −log p(y) for the uniform prior
 
@@ -77,8 +96,8 @@ class M2Config(TrainConfig):
     dim_z: int = 50
     """Latent dimensions of z (the paper's 50)."""
     beta: float = 1.0
-    """Weight β of KL(q(z|x,y) ‖ p(z)) in the training loss (1: the paper's bound; validation and
-    test bounds use 1)."""
+    """Weight β of KL(q(z|x,y) ‖ p(z)) in training, 0 … 10⁶ (1: the paper's bound; validation and test
+    use 1)."""
     n_hidden: int = 500
     """Units per hidden layer of the classifier, encoder and decoder."""
     n_layers: int = 1
@@ -101,15 +120,17 @@ def check_m2_config(config: M2Config) -> None:
                           ("dim-z", config.dim_z), ("n-hidden", config.n_hidden), ("n-layers", config.n_layers),
                           ("n-labels", config.n_labels)):
         if value < 1:
-            raise ValueError(f"--{option} {value}: need at least 1")
-    if not (config.beta >= 0 and math.isfinite(config.beta)):
-        raise ValueError(f"--beta {config.beta}: a KL weight must be finite and >= 0")
+            raise UserError(f"--{option} {value}: need at least 1")
+    check_config(config)
+    check_kl_weight(config.beta)
+    if config.labeled_batch > MAX_BATCH:
+        raise UserError(f"--labeled-batch {config.labeled_batch}: at most {MAX_BATCH:,}")
     if config.alpha is not None and not (config.alpha >= 0 and math.isfinite(config.alpha)):
-        raise ValueError(f"--alpha {config.alpha}: must be finite and >= 0")
+        raise UserError(f"--alpha {config.alpha}: must be finite and >= 0")
     if not 0 <= config.adam_beta1 < 1:
-        raise ValueError(f"--adam-beta1 {config.adam_beta1}: must be in [0, 1)")
+        raise UserError(f"--adam-beta1 {config.adam_beta1}: must be in [0, 1)")
     if not config.m1_min_std >= 0:
-        raise ValueError(f"--m1-min-std {config.m1_min_std}: must be >= 0")
+        raise UserError(f"--m1-min-std {config.m1_min_std}: must be >= 0")
 
 
 class M2(Model):
@@ -140,8 +161,12 @@ class M2(Model):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(conditional=True, encodes=True, encodes_label=True, decodes=True, samples=True,
-                            classifies=True)
+        return Capabilities(conditional=True, encodes=True, encodes_label=True, decodes=True, decodes_label=True,
+                            samples=True, classifies=True)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.dim_z
 
     # ------------------------------------------------------------ data
     def prepare_data(self, data: MNIST) -> MNIST:
@@ -297,7 +322,7 @@ class M2(Model):
     def sample(self, n: int, y: torch.Tensor | int | None = None, *, std: float = 1.0) -> torch.Tensor:
         """Images for labels y (default 0..9 in turn) from z ~ N(0, std²·I)."""
         if std < 0:
-            raise ValueError(f"std {std}: the scale of z must be >= 0")
+            raise UserError(f"std {std}: the scale of z must be >= 0")
         y = sample_labels(n, y, self.device)
         z = torch.randn(n, self.config.dim_z, device=self.device) * std
         return self.decode(z, y).mean
@@ -306,10 +331,10 @@ class M2(Model):
 def _frozen_m1(run_dir: str, load_run: LoadRun | None):
     """The M1 VAE of a finished `vae` run, weights loaded, frozen."""
     if load_run is None:
-        raise ValueError(f"--m1-run {run_dir}: M1+M2 is built with its M1 run loaded (genae.rundir.build_model)")
+        raise UserError(f"--m1-run {run_dir}: M1+M2 is built with its M1 run loaded (genae.rundir.build_model)")
     m1 = load_run(run_dir)
     if m1.name != "vae":
-        raise ValueError(f"--m1-run {run_dir}: holds a {m1.name!r} run; M1 is a `vae` run")
+        raise UserError(f"--m1-run {run_dir}: holds a {m1.name!r} run; M1 is a `vae` run")
     for p in m1.parameters():
         p.requires_grad_(False)
     return m1

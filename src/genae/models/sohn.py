@@ -29,8 +29,9 @@ import torch
 from torch.distributions import kl_divergence
 
 from genae.data.transforms import quadrant_mask
+from genae.errors import UserError
 from genae.models.base import Batch, Capabilities, LoadRun, Model, Phase, adam
-from genae.models.config import TrainConfig
+from genae.models.config import TrainConfig, check_config
 from genae.nets import IMAGE_SIZE, Decoder, Encoder, diagonal_gaussian, mlp
 from genae.nets.heads import PixelBernoulli
 
@@ -68,10 +69,23 @@ class SohnCVAEConfig(SohnConfig):
     """Std parametrisation of p(z|x) and q(z|x,y)."""
 
 
+def check_sohn_config(config: SohnConfig) -> None:
+    """Reject values no run can use, naming the option."""
+    check_config(config)
+    sizes = [("n-hidden", config.n_hidden), ("n-layers", config.n_layers)]
+    if isinstance(config, SohnCVAEConfig):
+        sizes.append(("dim-z", config.dim_z))
+        if not 0 <= config.alpha <= 1:
+            raise UserError(f"--alpha {config.alpha}: the hybrid's weight must be in [0, 1]")
+    for option, value in sizes:
+        if value < 1:
+            raise UserError(f"--{option} {value}: need at least 1")
+
+
 def masks(quadrants: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(given, output) 1×28×28 masks: a partition of the image."""
     if quadrants not in GIVEN:
-        raise ValueError(f"--quadrants {quadrants}: choose 1, 2 or 3")
+        raise UserError(f"--quadrants {quadrants}: choose 1, 2 or 3")
     given = quadrant_mask(GIVEN[quadrants])
     return given, 1 - given
 
@@ -86,6 +100,7 @@ class _Quadrants(Model):
 
     def __init__(self, config: SohnConfig):
         super().__init__(config)
+        check_sohn_config(config)
         given, output = masks(config.quadrants)
         self.register_buffer("given_mask", given, persistent=False)
         self.register_buffer("output_mask", output, persistent=False)
@@ -97,6 +112,10 @@ class _Quadrants(Model):
     def prepare(self, x, y, generator=None) -> Batch:
         full = super().prepare(x, y, generator).x
         return Batch(x=self.hide(full), y=y, target=full)
+
+    def describe(self) -> dict:
+        """Which pixels the model is given (1) and which it completes (0), row-major."""
+        return {"quadrants": self.config.quadrants, "given_mask": [int(v) for v in self.given_mask.flatten()]}
 
 
 class SohnBaseline(_Quadrants):
@@ -126,6 +145,10 @@ class SohnBaseline(_Quadrants):
         """The one deterministic completion of images x (only their given quadrants are read), n times:
         n×B×1×28×28."""
         return self.predict(self.hide(x)).expand(n, *x.shape)
+
+    def complete_with(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """The completion (deterministic: eps is not used)."""
+        return self.predict(self.hide(x))
 
     def loss(self, batch: Batch):
         nll = -output_log_prob(self.logits(batch.x), batch.target, self.output_mask).mean()
@@ -164,14 +187,21 @@ class SohnCVAE(_Quadrants):
     def capabilities(self) -> Capabilities:
         return Capabilities(completes=True, likelihood="cll")
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.dim_z
+
+    def parts(self) -> dict[str, Model]:
+        return {"baseline": self.baseline}
+
     def initialize(self, load_run: LoadRun) -> None:
         """Copy the trained baseline's weights (before training starts, not on resume)."""
         if not self.config.baseline:
-            raise ValueError("sohn-cvae needs --baseline DIR: a trained sohn-baseline run (the tutorial "
+            raise UserError("sohn-cvae needs --baseline DIR: a trained sohn-baseline run (the tutorial "
                              "trains the baseline first and freezes it)")
         baseline = load_run(self.config.baseline)
         if not isinstance(baseline, SohnBaseline) or baseline.config.quadrants != self.config.quadrants:
-            raise ValueError(f"--baseline {self.config.baseline}: need a sohn-baseline run with --quadrants "
+            raise UserError(f"--baseline {self.config.baseline}: need a sohn-baseline run with --quadrants "
                              f"{self.config.quadrants}")
         self.baseline.load_state_dict(baseline.state_dict())
 
@@ -201,6 +231,13 @@ class SohnCVAE(_Quadrants):
         z ~ p(z|x), the given pixels kept, the others p(y|x,z)'s means."""
         x = self.hide(x)
         z = self.prior(x).sample((n,))
+        return torch.where(self.given_mask.bool(), x, torch.sigmoid(self.generation_logits(z, x)))
+
+    def complete_with(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """One completion per image with the prior's noise given: z = μ_p(x) + σ_p(x)·eps."""
+        x = self.hide(x)
+        p = self.prior(x)
+        z = p.mean + p.stddev * eps
         return torch.where(self.given_mask.bool(), x, torch.sigmoid(self.generation_logits(z, x)))
 
     # ------------------------------------------------------------------ training

@@ -19,9 +19,25 @@ from typing import Literal
 import torch
 from torch.distributions import kl_divergence
 
-from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
-from genae.models.config import TrainConfig
-from genae.nets import Architecture, bernoulli_image, build_networks, diagonal_gaussian, standard_normal
+from genae.errors import UserError
+from genae.models.base import (
+    N_CLASSES,
+    Batch,
+    Capabilities,
+    Model,
+    Phase,
+    adam,
+    one_hot,
+    sample_labels,
+)
+from genae.models.config import TrainConfig, check_config, check_kl_weight
+from genae.nets import (
+    Architecture,
+    bernoulli_image,
+    build_networks,
+    diagonal_gaussian,
+    standard_normal,
+)
 
 
 @dataclass
@@ -36,7 +52,7 @@ class VAEConfig(TrainConfig):
     """mlp (--n-layers × --n-hidden), fc3, cnn2, cnn3 or conv (genae.nets); --dry-run prints their
     sizes."""
     beta: float = 1.0
-    """Weight of the KL term (1: the ELBO; 0: a plain autoencoder)."""
+    """Weight β of the KL term, 0 … 10⁶ (1: the ELBO; 0: a plain autoencoder)."""
     sigma: Literal["exp", "softplus"] = "exp"
     """Encoder std: 'exp' σ = exp(½·logvar); 'softplus' σ = softplus(ρ)."""
 
@@ -46,10 +62,15 @@ class VAE(Model):
 
     def __init__(self, config: VAEConfig, conditional: bool = False):
         super().__init__(config)
+        check_config(config)
+        check_kl_weight(config.beta)
+        for option, value in (("dim-z", config.dim_z), ("n-hidden", config.n_hidden), ("n-layers", config.n_layers)):
+            if value < 1:
+                raise UserError(f"--{option} {value}: need at least 1")
         self.conditional = conditional
         self.name = "cvae" if conditional else "vae"
         self._capabilities = Capabilities(conditional=conditional, encodes=True, encodes_label=conditional,
-                                          decodes=True, samples=True,
+                                          decodes=True, decodes_label=conditional, samples=True,
                                           likelihood="conditional_nll" if conditional else "nll")
         self.encoder, self.decoder = build_networks(
             config.arch, dim_z=config.dim_z, n_hidden=config.n_hidden, n_layers=config.n_layers,
@@ -59,12 +80,16 @@ class VAE(Model):
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.dim_z
+
     # ------------------------------------------------------------ the generative interface
     def _condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
         if not self.conditional:
             return None
         if y is None:
-            raise ValueError("the CVAE needs labels y for encode/decode")
+            raise UserError("the CVAE needs labels y for encode/decode")
         return one_hot(y)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
@@ -84,7 +109,7 @@ class VAE(Model):
         std=0.1 stays near its mean (the architectures source's figures), std=0 decodes z = 0. A CVAE without y
         cycles through the labels 0..9."""
         if std < 0:
-            raise ValueError(f"std {std}: the scale of z must be >= 0")
+            raise UserError(f"std {std}: the scale of z must be >= 0")
         if self.conditional:
             y = sample_labels(n, y, self.device)
         z = self.prior(n).sample() * std

@@ -24,6 +24,7 @@ from typing import Literal, get_args
 
 from torch import nn
 
+from genae.errors import UserError
 from genae.nets.conv import CONV_ARCHS
 from genae.nets.layers import IMAGE_SIZE, Decoder, Encoder, mlp
 
@@ -43,17 +44,17 @@ def build_networks(arch: str, *, dim_z: int, n_hidden: int = 500, n_layers: int 
     layer of the fully connected architectures.
     """
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        raise UserError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     if n_layers < 1 or n_hidden < 1 or dim_z < 1:
-        raise ValueError(f"need n_layers, n_hidden, dim_z >= 1, got {n_layers}, {n_hidden}, {dim_z}")
+        raise UserError(f"need n_layers, n_hidden, dim_z >= 1, got {n_layers}, {n_hidden}, {dim_z}")
     if arch == "fc3" and n_layers != 2:
-        raise ValueError(f"--arch fc3 has three layers (two hidden) by definition; got --n-layers {n_layers} "
+        raise UserError(f"--arch fc3 has three layers (two hidden) by definition; got --n-layers {n_layers} "
                          "(use --arch mlp for other depths)")
     enc_out = 2 * dim_z if enc_out is None else enc_out
     enc_cond = cond_dim if encoder_cond else 0
     if arch in CONV_ARCHS:
         if dropout:
-            raise ValueError(f"dropout is for the fully connected architectures, not --arch {arch}")
+            raise UserError(f"dropout is for the fully connected architectures, not --arch {arch}")
         return CONV_ARCHS[arch].build(dim_z=dim_z, cond_dim=cond_dim, enc_cond_dim=enc_cond, enc_out=enc_out)
     hidden = [n_hidden] * n_layers
     encoder = Encoder(mlp([IMAGE_SIZE + enc_cond, *hidden, enc_out], dropout=dropout), enc_cond)

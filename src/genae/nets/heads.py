@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Bernoulli, Independent, Normal
 
+from genae.errors import UserError
+
 SIGMAS = ("exp", "softplus")
 
 
@@ -21,7 +23,7 @@ def diagonal_gaussian(params: torch.Tensor, sigma: str = "exp") -> Independent:
     elif sigma == "softplus":
         std = F.softplus(s) + 1e-6
     else:
-        raise ValueError(f"unknown sigma parametrization {sigma!r}; choose one of {SIGMAS}")
+        raise UserError(f"unknown sigma parametrization {sigma!r}; choose one of {SIGMAS}")
     return Independent(Normal(mu, std, validate_args=False), 1, validate_args=False)
 
 

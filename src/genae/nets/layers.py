@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from genae.errors import UserError
+
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_SIZE = 28 * 28
 
@@ -20,7 +22,7 @@ def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU, dropout: fl
     """Linear layers of the given sizes with `activation` (then dropout, if > 0) between them
     (none after the last)."""
     if not 0 <= dropout < 1:
-        raise ValueError(f"dropout {dropout}: a drop probability must be in [0, 1)")
+        raise UserError(f"dropout {dropout}: a drop probability must be in [0, 1)")
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))

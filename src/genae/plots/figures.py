@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from genae.errors import UserError
 from genae.models.base import encoded_means
 from genae.plots.grids import save_grid, save_panels
 from genae.plots.latent import save_latent
@@ -61,7 +62,7 @@ def latent(run_dir: Path, *, n: int = 3000, split: str = "test", device: str = "
 def plot(run_dir: Path, kind: str, device: str = "cpu", **options) -> Path:
     """One figure family; options go to its function (n, std, split, seed …)."""
     if kind not in KINDS:
-        raise ValueError(f"unknown figure kind {kind!r}; choose one of {KINDS}")
+        raise UserError(f"unknown figure kind {kind!r}; choose one of {KINDS}")
     model = load_model(run_dir, device)
     model.capabilities.require(NEEDS[kind], model.name)
     return {"reconstruction": reconstruction, "samples": samples, "latent": latent}[kind](

@@ -12,6 +12,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from genae.files import replacing  # noqa: E402
+
+
+def save_figure(fig, path: Path, dpi: int = 100) -> Path:
+    """Write a matplotlib figure to `path` whole (genae.files.replacing) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
 
 def tile(images: torch.Tensor, ncol: int, pad: int = 1) -> np.ndarray:
     """N×1×H×W in [0, 1] → one (rows·(H+pad))×(ncol·(W+pad)) array, row-major, white gaps."""
@@ -49,8 +63,7 @@ def save_panels(path: Path, panels: dict[str, torch.Tensor], ncol: int, title: s
             ax.set_yticks([r * 29 + 13.5 for r in range(len(row_labels))], row_labels, fontsize=7)
     fig.suptitle(textwrap.fill(title, int(max(width, 4.5) * 11)), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 

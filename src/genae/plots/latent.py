@@ -18,6 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from genae.errors import UserError
+from genae.plots.grids import save_figure  # noqa: E402
+
 
 def _scatter(ax, z: np.ndarray, labels: np.ndarray, title: str, *, box: float | None,
              axis_names: tuple[str, str], legend_title: str, lim: float | None = None) -> None:
@@ -45,7 +48,7 @@ def _scatter(ax, z: np.ndarray, labels: np.ndarray, title: str, *, box: float | 
 def _points(z: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     z, labels = z.detach().cpu().numpy(), labels.cpu().numpy()
     if z.shape[1] != 2:
-        raise ValueError(f"a scatter needs 2-D points, got {z.shape[1]}-D (use t-SNE for more)")
+        raise UserError(f"a scatter needs 2-D points, got {z.shape[1]}-D (use t-SNE for more)")
     return z, labels
 
 
@@ -58,8 +61,7 @@ def save_scatter(path: Path, z: torch.Tensor, labels: torch.Tensor, title: str, 
     fig, ax = plt.subplots(figsize=(5.6, 4.8))
     _scatter(ax, z, labels, title, box=box, axis_names=axis_names, legend_title="label")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 
@@ -75,8 +77,7 @@ def save_scatters(path: Path, panels: list[tuple[str, torch.Tensor, torch.Tensor
         _scatter(ax, z, c, name, box=None, axis_names=("z₁", "z₂"), legend_title=legend, lim=lim)
     fig.suptitle(textwrap.fill(title, int(9 * 5.2 * len(arrays) / 2)), fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 
@@ -86,7 +87,7 @@ def tsne(z: torch.Tensor, *, seed: int = 0, perplexity: float = 30.0) -> torch.T
 
     points = z.detach().cpu().double().numpy()
     if len(points) <= 3 * perplexity:
-        raise ValueError(f"t-SNE with perplexity {perplexity:g} needs more than {3 * perplexity:.0f} points, "
+        raise UserError(f"t-SNE with perplexity {perplexity:g} needs more than {3 * perplexity:.0f} points, "
                          f"got {len(points)}")
     embedded = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
     return torch.from_numpy(embedded).float()

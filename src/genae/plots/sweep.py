@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from genae.plots.grids import tile  # noqa: E402
+from genae.plots.grids import save_figure, tile  # noqa: E402
 
 
 @dataclass
@@ -55,6 +55,5 @@ def save_sweep(path: Path, rows: list[SweepRow], title: str, ncol: int = 6) -> P
     fig.legend(handles, labels, title="label", markerscale=4, fontsize=7, loc="upper right")
     fig.suptitle(textwrap.fill(title, 100), fontsize=11)
     fig.tight_layout(rect=(0, 0, 0.95, 0.98))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path

@@ -27,6 +27,11 @@ def init_from_env(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def rank_from_env() -> int:
+    """This process's rank in a torchrun job (0 outside one), before the process group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def sum_across(tensor: torch.Tensor) -> torch.Tensor:
     """Sum a tensor over all processes (in place; a no-op without a process group)."""
     if dist.is_initialized():

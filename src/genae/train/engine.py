@@ -26,6 +26,7 @@ from genae.data.batches import epoch_batches, n_batches
 from genae.data.mnist import MNIST, Split
 from genae.data.transforms import VALIDATION_SEED
 from genae.device import flush_denormals, slow_bf16_warning
+from genae.errors import UserError
 from genae.models.base import Model, Phase
 from genae.models.config import check_config
 from genae.rundir import RunDir, load_checkpoint, load_weights, save_checkpoint
@@ -46,7 +47,7 @@ def distinct_optimizers(phases: list[Phase]) -> dict[str, torch.optim.Optimizer]
     return named
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
@@ -99,12 +100,13 @@ def fit(model: Model, data: MNIST, run: RunDir | Path, *, device: torch.device, 
     ckpt = run.checkpoint
     if resume:
         if not ckpt.is_file():
-            raise FileNotFoundError(f"{ckpt}: no checkpoint to resume from")
+            raise UserError(f"{ckpt}: no checkpoint to resume from (the run stopped before its first epoch ended); "
+                            "start it over with --force")
         state.update(load_checkpoint(ckpt, model, optimizers))
         if rank == 0:
             run.truncate_metrics(state["epoch"])
     elif ckpt.exists():
-        raise FileExistsError(f"{run.path} already holds a run; resume it with --resume {run.path} or choose "
+        raise UserError(f"{run.path} already holds a run; resume it with --resume {run.path} or choose "
                               "another --out")
     if rank == 0:
         run.path.mkdir(parents=True, exist_ok=True)
@@ -115,7 +117,7 @@ def fit(model: Model, data: MNIST, run: RunDir | Path, *, device: torch.device, 
     steps = n_batches(n_train, config.batch_size)
     for phase in phases:
         if not 1 <= phase.every <= steps * config.epochs:
-            raise ValueError(f"phase '{phase.name}' runs every {phase.every} steps, but training has "
+            raise UserError(f"phase '{phase.name}' runs every {phase.every} steps, but training has "
                              f"{steps * config.epochs} ({config.epochs} epochs of {steps}): it would never run")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     if config.precision == "bf16" and rank == 0 and (warning := slow_bf16_warning(device)):
@@ -164,8 +166,8 @@ def fit(model: Model, data: MNIST, run: RunDir | Path, *, device: torch.device, 
         train_means = {name: _global_means(acc, phase_counted[name]) for name, acc in _named(sums, keys).items()}
         valid = evaluate(model, data.valid, device, rank=rank, world=world)
         if not math.isfinite(valid["loss"]):
-            raise TrainingDiverged(f"validation loss is {valid['loss']} after epoch {epoch}; "
-                                   f"the last good checkpoint is {ckpt}")
+            raise TrainingDiverged(f"{run.path}: the validation loss is {valid['loss']} after epoch {epoch}; "
+                                   f"the last good checkpoint is kept in {ckpt.name} (a lower --lr may help)")
         improved = valid["loss"] < state["best_loss"]
         if improved:
             state.update(best_loss=valid["loss"], best_epoch=epoch, bad_epochs=0)
@@ -227,6 +229,7 @@ def _check_finite(sums: dict[str, dict[str, torch.Tensor]], epoch: int, step: in
     for phase, acc in sums.items():
         for key, value in acc.items():
             if not torch.isfinite(value):
+                kept = f"the last good checkpoint is kept in {ckpt}" if ckpt.exists() else "no epoch finished yet"
                 raise TrainingDiverged(
-                    f"phase '{phase}' produced a non-finite {key} ({value.item()}) in epoch {epoch} "
-                    f"by step {step}; the last good checkpoint is {ckpt if ckpt.exists() else 'none yet'}")
+                    f"phase '{phase}' produced a non-finite {key} ({value.item()}) in epoch {epoch} by step {step}; "
+                    f"{kept} (a lower --lr may help)")
