@@ -14,8 +14,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import io
 import json
+import re
 import sys
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
@@ -23,11 +27,11 @@ from typing import Annotated, Literal, Optional, Union
 
 import tyro
 
-from genae.data import DataError, DataSource
+from genae.data import DataSource
+from genae.errors import UserError
 from genae.models.registry import MODELS
 from genae.options import Compute, cli_view
 from genae.runtime import configure_process
-from genae.train.engine import TrainingDiverged
 
 Common = tyro.conf.OmitArgPrefixes[Compute]
 Data = tyro.conf.OmitArgPrefixes[DataSource]
@@ -38,7 +42,9 @@ class RunOptions:
     out: Optional[Path] = None
     """Run directory (default: runs/<model>-z<dim>-s<seed>-<time>)."""
     resume: Optional[Path] = None
-    """Continue the killed or finished run in this directory (its config.json wins)."""
+    """Continue the killed or finished run in this directory with its own options (only --epochs may change)."""
+    force: bool = False
+    """Start over in an --out that holds a run: its files (weights, metrics, eval, figures) are deleted first."""
     dry_run: bool = False
     """Print the parameter counts of this model's layers and of every --arch, then exit (no training)."""
     compute: Common = field(default_factory=Compute)
@@ -55,8 +61,12 @@ def _train_command(name: str):
 TrainCommand = Union[tuple(_train_command(name) for name in MODELS)]  # type: ignore[misc]
 
 
-def train(model: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[TrainCommand]]) -> None:  # type: ignore[valid-type]
+def train(model: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[TrainCommand]]):  # type: ignore[valid-type]
     """Train a model into a run directory (config.json, model.safetensors, metrics.jsonl)."""
+    return functools.partial(train_command, model)
+
+
+def train_command(model) -> None:
     from genae.train.trainer import train_model
 
     name = type(model).model_name
@@ -65,11 +75,33 @@ def train(model: tyro.conf.OmitArgPrefixes[tyro.conf.OmitSubcommandPrefixes[Trai
     if model.dry_run:
         print(dry_run_report(name, config))
         return
-    out = model.resume if model.resume is not None else model.out
-    out, history = train_model(name, config, out, data=model.data, resume=model.resume is not None,
-                               device=model.compute.device, quiet=model.compute.quiet)
+    typed = typed_options(ARGS)
+    if model.resume is not None:
+        if model.out is not None and Path(model.out).resolve() != Path(model.resume).resolve():
+            raise UserError(f"--out {model.out}: --resume {model.resume} continues that run in place; leave out --out")
+        if model.force:
+            raise UserError(f"--force with --resume {model.resume}: choose one (continue the run, or start over)")
+        given = {k: getattr(model, k) for k in typed & config_fields}
+        data = model.data if typed & {"data_dir", "limit"} else None
+        out, history = train_model(name, config, model.resume, data=data, resume=True, given=given,
+                                   device=model.compute.device, quiet=model.compute.quiet)
+    else:
+        out, history = train_model(name, config, model.out, data=model.data, force=model.force,
+                                   device=model.compute.device, quiet=model.compute.quiet)
     last = history[-1] if history else {}
     print(f"{name}: {len(history)} epochs in {out} (validation loss {last.get('valid', {}).get('loss', float('nan')):.3f})")
+
+
+def typed_options(args: list[str]) -> set[str]:
+    """The option names typed on a command line (`--lr-schedule` → lr_schedule, `--no-x` → x)."""
+    names = set()
+    for word in args:
+        if word.startswith("--") and len(word) > 2:
+            name = word[2:].split("=", 1)[0].replace("-", "_")
+            names.add(name)
+            if name.startswith("no_"):
+                names.add(name[3:])
+    return names
 
 
 def dry_run_report(name: str, config) -> str:
@@ -101,7 +133,7 @@ class Eval:
     run_dir: tyro.conf.Positional[Path]
     """Run directory."""
     iw_samples: int = 1000
-    """Importance samples K per image for the IWAE bound on the NLL."""
+    """Importance samples K per image for the IWAE bound on the NLL (1 … 100,000)."""
     split: Literal["test", "valid"] = "test"
     """Which split to evaluate."""
     limit: Optional[int] = None
@@ -120,6 +152,9 @@ class Eval:
         print(json.dumps(result, indent=2))
 
 
+SAMPLE_LIMITS = {".png": 1_000, ".npy": 10_000}
+
+
 @dataclass
 class Sample:
     """Draw images from a trained model into a .png grid or a .npy array (N×28×28 in [0, 1])."""
@@ -129,13 +164,13 @@ class Sample:
     out: Path
     """Output file: .png (a grid) or .npy (the array)."""
     n: Annotated[int, tyro.conf.arg(aliases=("-n",))] = 64
-    """Number of images."""
+    """Number of images: at most 1,000 in a .png grid, 10,000 in a .npy array."""
     label: Optional[int] = None
     """Digit to generate (conditional models only; default: labels 0..9 in turn)."""
     seed: int = 0
     """Random seed for the latent draws."""
     std: float = 1.0
-    """Scale of z: z ~ N(0, std²·I) (1 = the prior; 0.1 stays near its mean; 0 decodes z = 0)."""
+    """Scale of z, 0 … 100: z ~ N(0, std²·I) (1 = the prior; 0.1 stays near its mean; 0 decodes z = 0)."""
     compute: Common = field(default_factory=Compute)
 
     def __call__(self) -> None:
@@ -143,26 +178,34 @@ class Sample:
         import torch
 
         from genae.device import resolve_device
+        from genae.files import replacing
         from genae.plots.grids import save_grid
         from genae.rundir import load_model
 
         if self.out.suffix not in (".png", ".npy"):
-            raise ValueError(f"--out {self.out}: the file must end in .png or .npy")
-        if self.n < 1:
-            raise ValueError(f"-n {self.n}: need at least one image")
+            raise UserError(f"--out {self.out}: the file must end in .png or .npy")
+        most = SAMPLE_LIMITS[self.out.suffix]
+        if not 1 <= self.n <= most:
+            raise UserError(f"-n {self.n}: a {self.out.suffix} holds 1 to {most:,} images")
+        if not 0 <= self.std <= 100:
+            raise UserError(f"--std {self.std}: the scale of z must be in [0, 100]")
+        if not 0 <= self.seed <= 2**31 - 1:
+            raise UserError(f"--seed {self.seed}: must be in 0..{2**31 - 1}")
         model = load_model(self.run_dir, str(resolve_device(self.compute.device)))
         model.capabilities.require("samples", model.name)
         if self.label is not None:
             if not model.capabilities.conditional:
-                raise ValueError(f"--label {self.label}: {self.run_dir} holds a {model.name}, "
+                raise UserError(f"--label {self.label}: {self.run_dir} holds a {model.name}, "
                                  "which is not conditional")
             if not 0 <= self.label <= 9:
-                raise ValueError(f"--label {self.label}: labels are 0..9")
+                raise UserError(f"--label {self.label}: labels are 0..9")
         torch.manual_seed(self.seed)
-        images = model.sample(self.n, self.label, std=self.std).cpu()
+        images = torch.cat([model.sample(len(part), self.label if self.label is not None else part % 10,
+                                         std=self.std).cpu() for part in torch.arange(self.n).split(1000)])
         self.out.parent.mkdir(parents=True, exist_ok=True)
         if self.out.suffix == ".npy":
-            np.save(self.out, images[:, 0].numpy())
+            with replacing(self.out) as tmp:
+                np.save(tmp, images[:, 0].numpy())
         else:
             what = f"label {self.label}" if self.label is not None else "samples"
             save_grid(self.out, images, min(10, self.n), f"{model.name.upper()} {what}")
@@ -183,7 +226,7 @@ class Plot:
     split: Literal["test", "valid", "train"] = "test"
     """latent: which split to encode."""
     n: Annotated[int, tyro.conf.arg(aliases=("-n",))] = 3000
-    """latent: how many images of the split to encode."""
+    """latent: how many images of the split to encode (1 … 10,000)."""
     seed: int = 0
     """Random seed (latent draws, t-SNE)."""
     compute: Common = field(default_factory=Compute)
@@ -192,9 +235,59 @@ class Plot:
         from genae.device import resolve_device
         from genae.plots.figures import plot
 
+        if not 0 <= self.std <= 100:
+            raise UserError(f"--std {self.std}: the scale of z must be in [0, 100]")
+        if not 1 <= self.n <= 10_000:
+            raise UserError(f"-n {self.n}: encode 1 to 10,000 images")
         options = {"samples": dict(std=self.std, seed=self.seed),
                    "latent": dict(split=self.split, n=self.n, seed=self.seed)}.get(self.kind, {})
         print(plot(self.run_dir, self.kind, device=str(resolve_device(self.compute.device)), **options))
+
+
+@dataclass
+class Export:
+    """Write a run's networks as ONNX files, with manifest.json saying what each expects; each file is
+    checked against PyTorch with onnxruntime."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """Run directory."""
+    out: Path
+    """Folder for the .onnx files and manifest.json."""
+
+    def __call__(self) -> None:
+        from genae.export import export_run
+
+        manifest = export_run(self.run_dir, self.out)
+        for name, net in manifest["networks"].items():
+            print(f"{self.out / net['file']}: {name} ({', '.join(net['inputs'])} → {', '.join(net['outputs'])}; "
+                  f"largest difference from PyTorch {net['max_abs_difference']:.1e})")
+
+
+@dataclass
+class Explore:
+    """See and touch trained models in the browser: latent maps, labels, drawing, completion,
+    interpolation, training curves (the networks run in the page, with onnxruntime-web)."""
+
+    runs: tyro.conf.Positional[tuple[Path, ...]]
+    """Run directories, or folders searched for them (e.g. runs/demo)."""
+    port: int = 8765
+    """Local port to serve the page on (0: any free one)."""
+    static: Optional[Path] = None
+    """Write the page as a folder any static web host can serve, and stop (no server)."""
+    browser: bool = True
+    """Open the page in the default browser (--no-browser: only print its address)."""
+    compute: Common = field(default_factory=Compute)
+
+    def __call__(self) -> None:
+        import tempfile
+
+        from genae.explorer import build_site, serve
+
+        if self.static is not None:
+            print(f"explore: {build_site(list(self.runs), self.static, quiet=self.compute.quiet)}/index.html")
+            return
+        with tempfile.TemporaryDirectory(prefix="genae-explore-") as tmp:
+            serve(build_site(list(self.runs), Path(tmp), quiet=self.compute.quiet), self.port, browser=self.browser)
 
 
 @dataclass
@@ -233,7 +326,7 @@ def run_recipe(args: list[str]) -> None:
         return
     name, rest = args[0], args[1:]
     if name not in RECIPES:
-        raise ValueError(f"genae run {name}: no such recipe; `genae run --list` names them")
+        raise UserError(f"genae run {name}: no such recipe; `genae run --list` names them")
     recipe = RECIPES[name]
     setting = "ours"
     for i, word in enumerate(rest):
@@ -242,8 +335,9 @@ def run_recipe(args: list[str]) -> None:
         elif word.startswith("--setting="):
             setting = word.partition("=")[2]
     defaults = recipe.defaults(setting)
-    options = tyro.cli(type(defaults), default=defaults, args=rest, prog=f"genae run {name}",
-                       description=f"{recipe.summary}. Source: {SOURCES[recipe.source]}.")
+    with one_line_parse_errors():
+        options = tyro.cli(type(defaults), default=defaults, args=rest, prog=f"genae run {name}",
+                           description=f"{recipe.summary}. Source: {SOURCES[recipe.source]}.")
     result = recipe.run(options)
     print(f"report: {result.report}\nfigures: {result.report.parent / 'figures'}")
 
@@ -280,7 +374,7 @@ class Reproduce:
         from genae.experiments.reproduce import StepsFailed, reproduce
 
         if self.quick and self.full:
-            raise ValueError("--quick and --full: choose one")
+            raise UserError("--quick and --full: choose one")
         mode = "full" if self.full else "quick"
         out = self.out or Path("runs") / mode
         try:
@@ -329,23 +423,91 @@ class JudgeCommand(_judge_config()):
         print(json.dumps(record, indent=2))
 
 
-COMMANDS = {"train": train, "eval": Eval, "sample": Sample, "plot": Plot, "run": run, "judge": JudgeCommand,
-            "demo": Demo, "reproduce": Reproduce}
-USER_ERRORS = (DataError, FileNotFoundError, FileExistsError, ValueError, TrainingDiverged)
+COMMANDS = {"train": train, "eval": Eval, "sample": Sample, "plot": Plot, "export": Export, "explore": Explore,
+            "run": run, "judge": JudgeCommand, "demo": Demo, "reproduce": Reproduce}
+ARGS: list[str] = []   # the command line of this call (train compares what was typed with a resumed run)
+BOX = "│╭╮╰╯─ "
+
+
+def _blocks(text: str) -> tuple[list[list[str]], str]:
+    """tyro's message box as blocks of text lines (split at its separators), and the box's title. The
+    box is drawn with rules (─, │) on a terminal and with dashes elsewhere."""
+    blocks: list[list[str]] = [[]]
+    title = ""
+    for raw in text.splitlines():
+        line = raw.strip(BOX)
+        if raw.lstrip().startswith("╭"):
+            title = line
+        elif raw.lstrip().startswith("╰"):
+            continue
+        elif not line or set(line) <= set(BOX + "-"):
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    blocks = [b for b in blocks if b]
+    if not title and len(blocks) > 1 and len(blocks[0]) == 1:   # without rules the title is a block of its own
+        title = blocks[0][0]
+    return blocks, title
+
+
+@contextlib.contextmanager
+def one_line_parse_errors():
+    """tyro's parse errors (an unknown option, a value of the wrong type) as one line, like every
+    other user error: the first paragraph of its message box, without the box."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    except SystemExit as stop:
+        if stop.code in (0, None):
+            raise
+        blocks, title = _blocks(captured.getvalue())
+        help_hint = ""
+        for block in blocks:
+            joined = " ".join(block)
+            if "For full helptext" in joined:
+                help_hint = re.sub(r"^.*?For full helptext, (see|run):?\s*", "", joined)
+        body = [b for b in blocks if "For full helptext" not in " ".join(b) and " ".join(b) != title]
+        text = " ".join(body[0]).replace("Error parsing ", "") if body else "could not parse the command"
+        raise UserError(text + (f" (see {help_hint})" if help_hint else "")) from None
+    sys.stderr.write(captured.getvalue())
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`genae …`: user errors end in one line `genae: <file or option>: <what>[; what to do]` and exit 2
+    (130 when interrupted); `--debug` anywhere shows the traceback instead."""
     configure_process()  # first: FTZ before any parallel work (every OpenMP worker inherits it), malloc
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    ARGS[:] = args
     try:
         if args[:1] == ["run"]:
             run_recipe(args[1:])
             return
-        command = tyro.extras.subcommand_cli_from_dict(
-            COMMANDS, prog="genae", args=args,
-            description="Conditional generative autoencoders on MNIST: train, evaluate, sample, plot.")
+        with one_line_parse_errors():
+            command = tyro.extras.subcommand_cli_from_dict(
+                COMMANDS, prog="genae", args=args,
+                description="Conditional generative autoencoders on MNIST: train, evaluate, sample, plot. "
+                            "Add --debug to see the traceback of an error.")
         if command is not None:
             command()
-    except USER_ERRORS as err:
-        print(f"genae: error: {err}", file=sys.stderr)
+    except UserError as err:
+        if debug:
+            raise
+        print(f"genae: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("genae: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:   # `genae … | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        sys.exit(0)
+    except OSError as err:
+        if debug or not err.filename:
+            raise
+        print(f"genae: {err.filename}: {err.strerror}" + ("; choose a path genae may write" if isinstance(
+            err, PermissionError) else ""), file=sys.stderr)
         sys.exit(2)
