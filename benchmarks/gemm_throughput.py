@@ -74,7 +74,7 @@ def main() -> None:
 def m2_epoch_gflop() -> float:
     """M2's matrix-product GFLOP per epoch over the 50k training images: train_speed.py's count of one
     step (batch 128 plus the labeled draw) times the steps of an epoch."""
-    from train_speed import ROWS, step_flops   # this folder is on sys.path when run as a script
+    from train_speed import ROWS, step_flops  # this folder is on sys.path when run as a script
 
     from genae.data import load_mnist
 

@@ -302,8 +302,8 @@ def wait_for(predicate, seconds: float = 120) -> None:
 
 def test_two_trainings_into_one_directory_the_second_is_refused_at_once(npz, tmp_path):
     out = tmp_path / "c"
-    first = genae_process("train", "vae", "--data-dir", npz, "--limit", "2000", "--epochs", "30", "--quiet",
-                          "--out", out)
+    first = genae_process("train", "vae", "--data-dir", npz, "--limit", "2000", "--epochs", "100000", "--quiet",
+                          "--out", out)   # far more epochs than the test lasts: it is stopped below
     try:
         wait_for(lambda: (out / "metrics.jsonl").is_file())
         started = time.time()
@@ -327,7 +327,7 @@ def test_two_trainings_into_one_directory_the_second_is_refused_at_once(npz, tmp
 
 def test_ctrl_c_says_how_to_resume_and_the_run_resumes(npz, tmp_path):
     out = tmp_path / "run"
-    proc = genae_process("train", "vae", "--data-dir", npz, "--limit", "2000", "--epochs", "40", "--quiet",
+    proc = genae_process("train", "vae", "--data-dir", npz, "--limit", "2000", "--epochs", "100000", "--quiet",
                          "--out", out)
     wait_for(lambda: (out / "checkpoint.safetensors").is_file())
     proc.send_signal(signal.SIGINT)
@@ -335,11 +335,16 @@ def test_ctrl_c_says_how_to_resume_and_the_run_resumes(npz, tmp_path):
     assert proc.returncode == 130, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err and f"--resume {out}" in lines[0], err
-    resumed = subprocess.run([sys.executable, "-m", "genae", "train", "vae", "--resume", str(out), "--epochs", "3",
-                              "--quiet"], capture_output=True, text=True)
+    from genae.rundir import read_metadata
+
+    done = read_metadata(out / "checkpoint.safetensors")["epoch"]
+    assert f"epoch {done}" in lines[0]
+    resumed = subprocess.run([sys.executable, "-m", "genae", "train", "vae", "--resume", str(out), "--epochs",
+                              str(done + 2), "--quiet"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
-    assert json.loads((out / "config.json").read_text())["epochs"] == 3   # the change resume allows, recorded
+    epochs = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, done + 3))
+    assert json.loads((out / "config.json").read_text())["epochs"] == done + 2   # the change resume allows, recorded
 
 
 def test_force_starts_over_and_clears_the_old_run(trained, npz, tmp_path, capsys):

@@ -13,15 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import (
-    IDX_NAMES,
-    N_TEST,
-    N_TRAIN,
-    fake_mnist_arrays,
-    write_idx,
-    write_idx_dir,
-    write_npz,
-)
+from conftest import IDX_NAMES, N_TEST, N_TRAIN, fake_mnist_arrays, write_idx, write_idx_dir, write_npz
 
 from genae.data import DataError, cache_dir, load_mnist
 from genae.data import mnist as mnist_mod

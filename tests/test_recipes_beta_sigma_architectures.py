@@ -11,13 +11,7 @@ from fakes import write_npz
 
 from genae.data import DataSource
 from genae.experiments.architectures import ArchitectureOptions, architectures
-from genae.experiments.beta_sigma import (
-    DIVERGED_FILE,
-    BetaOptions,
-    SigmaOptions,
-    beta,
-    sigma,
-)
+from genae.experiments.beta_sigma import DIVERGED_FILE, BetaOptions, SigmaOptions, beta, sigma
 from genae.options import Compute
 
 

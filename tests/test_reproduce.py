@@ -16,16 +16,8 @@ from PIL import Image
 
 from genae.experiments import RECIPES, gallery
 from genae.experiments.common import format_cell
-from genae.experiments.reproduce import (
-    PLAN,
-    StepsFailed,
-    equivalent_command,
-    read_state,
-    reproduce,
-    same_options,
-    step_options,
-    with_changes,
-)
+from genae.experiments.reproduce import (PLAN, StepsFailed, equivalent_command, read_state, reproduce, same_options,
+                                         step_options, with_changes)
 
 ONLY = ["reproduce", "semisupervised"]   # one recipe without eval.json files, one with
 SMALL = dict(limit=300, device="cpu", quiet=True)

@@ -8,15 +8,8 @@ import pytest
 import torch
 
 from genae.data.batches import epoch_batches, n_batches
-from genae.data.transforms import (
-    QUADRANTS,
-    binarize,
-    from_signed,
-    gaussian_noise,
-    quadrant_mask,
-    salt_and_pepper,
-    to_signed,
-)
+from genae.data.transforms import (QUADRANTS, binarize, from_signed, gaussian_noise, quadrant_mask, salt_and_pepper,
+                                   to_signed)
 
 N_PIX = 100_000  # pixels in the statistical checks: binomial std of a mean is <= 0.0016
 

@@ -14,15 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from genae.errors import UserError
-from genae.experiments import (
-    aae,
-    architectures,
-    beta_sigma,
-    cvae_vs_vae,
-    likelihood,
-    quadrants,
-    semisupervised,
-)
+from genae.experiments import aae, architectures, beta_sigma, cvae_vs_vae, likelihood, quadrants, semisupervised
 
 SOURCES = {   # short name → what the source document is
     "TF CVAE": "the TensorFlow MNIST CVAE project (after Kingma et al. 2014's M2 with every label)",

@@ -23,15 +23,7 @@ import torch
 from genae.data.transforms import VALIDATION_SEED
 from genae.errors import UserError
 from genae.evaluate import evaluate_run
-from genae.experiments.common import (
-    RecipeOptions,
-    RecipeResult,
-    Report,
-    as_config,
-    model_options,
-    recipe_start,
-    train,
-)
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, as_config, model_options, recipe_start, train
 from genae.models.base import encoded_means
 from genae.models.vae import VAEConfig
 from genae.nets import Architecture, count_parameters

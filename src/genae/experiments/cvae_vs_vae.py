@@ -24,14 +24,7 @@ import torch.nn.functional as F
 
 from genae.data.transforms import salt_and_pepper
 from genae.errors import UserError
-from genae.experiments.common import (
-    RecipeOptions,
-    RecipeResult,
-    Report,
-    model_options,
-    recipe_start,
-    train,
-)
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, model_options, recipe_start, train
 from genae.models.base import encoded_means
 from genae.models.vae import VAEConfig
 from genae.plots.grids import save_grid, save_panels

@@ -14,12 +14,7 @@ from genae.errors import UserError
 from genae.evaluate.judge import JUDGE_FILE, accuracy, judge_dir, sha256_of
 from genae.files import write_json
 from genae.models.judge import JudgeConfig
-from genae.rundir import (
-    CONFIG_FILE,
-    MODEL_FILE,
-    load_model,
-    read_run_config,
-)
+from genae.rundir import CONFIG_FILE, MODEL_FILE, load_model, read_run_config
 from genae.train.trainer import train_model
 
 

@@ -13,14 +13,7 @@ from typing import Literal
 
 from genae.errors import UserError
 from genae.evaluate import evaluate_run
-from genae.experiments.common import (
-    RecipeOptions,
-    RecipeResult,
-    as_config,
-    model_options,
-    recipe_start,
-    train,
-)
+from genae.experiments.common import RecipeOptions, RecipeResult, as_config, model_options, recipe_start, train
 from genae.models.vae import VAEConfig
 
 BURDA = {"vae": "86.76 (VAE, K = 5000, 3280 epochs; Burda et al. 2016, Table 1)"}

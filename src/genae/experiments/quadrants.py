@@ -19,15 +19,7 @@ import torch
 
 from genae.data.transforms import VALIDATION_SEED
 from genae.evaluate import evaluate_run
-from genae.experiments.common import (
-    RecipeOptions,
-    RecipeResult,
-    Report,
-    as_config,
-    model_options,
-    recipe_start,
-    train,
-)
+from genae.experiments.common import RecipeOptions, RecipeResult, Report, as_config, model_options, recipe_start, train
 from genae.models.sohn import GIVEN, SohnConfig, SohnCVAEConfig
 from genae.plots.grids import save_grid
 from genae.rundir import load_model as load

@@ -49,16 +49,7 @@ from genae.data.mnist import MNIST
 from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
 from genae.data.transforms import to_signed
 from genae.errors import UserError
-from genae.models.base import (
-    N_CLASSES,
-    Batch,
-    Capabilities,
-    Model,
-    Phase,
-    adam,
-    one_hot,
-    sample_labels,
-)
+from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
 from genae.models.config import MAX_BATCH, TrainConfig, check_config
 from genae.models.priors import GaussianMixturePrior, make_prior
 from genae.nets import build_networks, diagonal_gaussian, mlp

@@ -20,13 +20,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import (
-    Categorical,
-    Independent,
-    MixtureSameFamily,
-    MultivariateNormal,
-    Normal,
-)
+from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal, Normal
 
 from genae.errors import UserError
 

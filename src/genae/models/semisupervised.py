@@ -53,28 +53,10 @@ from torch.distributions import kl_divergence
 from genae.data.mnist import MNIST
 from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
 from genae.errors import UserError
-from genae.models.base import (
-    N_CLASSES,
-    Batch,
-    Capabilities,
-    LoadRun,
-    Model,
-    Phase,
-    adam,
-    one_hot,
-    sample_labels,
-)
+from genae.models.base import N_CLASSES, Batch, Capabilities, LoadRun, Model, Phase, adam, one_hot, sample_labels
 from genae.models.config import MAX_BATCH, TrainConfig, check_config, check_kl_weight
-from genae.nets import (
-    IMAGE_SHAPE,
-    IMAGE_SIZE,
-    Decoder,
-    Encoder,
-    bernoulli_image,
-    diagonal_gaussian,
-    mlp,
-    standard_normal,
-)
+from genae.nets import (IMAGE_SHAPE, IMAGE_SIZE, Decoder, Encoder, bernoulli_image, diagonal_gaussian, mlp,
+                        standard_normal)
 
 LOG_CLASSES = math.log(N_CLASSES)  # −log p(y) for the uniform prior
 

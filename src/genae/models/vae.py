@@ -20,24 +20,9 @@ import torch
 from torch.distributions import kl_divergence
 
 from genae.errors import UserError
-from genae.models.base import (
-    N_CLASSES,
-    Batch,
-    Capabilities,
-    Model,
-    Phase,
-    adam,
-    one_hot,
-    sample_labels,
-)
+from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
 from genae.models.config import TrainConfig, check_config, check_kl_weight
-from genae.nets import (
-    Architecture,
-    bernoulli_image,
-    build_networks,
-    diagonal_gaussian,
-    standard_normal,
-)
+from genae.nets import Architecture, bernoulli_image, build_networks, diagonal_gaussian, standard_normal
 
 
 @dataclass

@@ -17,21 +17,8 @@ from genae.data import DataSource
 from genae.device import resolve_device
 from genae.errors import Interrupted, UserError
 from genae.models.config import TrainConfig
-from genae.rundir import (
-    RunDir,
-    build_model,
-    check_free,
-    continue_from,
-    default_run_dir,
-    is_finished,
-    load_model,
-    owned,
-    read_metadata,
-    read_run_config,
-    resumed_config,
-    run_dir_for,
-    shorter_run,
-)
+from genae.rundir import (RunDir, build_model, check_free, continue_from, default_run_dir, is_finished, load_model,
+                          owned, read_metadata, read_run_config, resumed_config, run_dir_for, shorter_run)
 from genae.train import distributed
 from genae.train.engine import fit
 
