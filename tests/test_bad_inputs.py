@@ -289,8 +289,22 @@ def test_the_report_embeds_only_figures_inside_the_recipe_folder(tmp_path):
 
 
 def genae_process(*args) -> subprocess.Popen:
+    """`genae ARGS` in the background. Its SIGINT is set back to the default first: a shell that starts
+    the test run in the background makes its children ignore SIGINT, and Python keeps that."""
     return subprocess.Popen([sys.executable, "-m", "genae", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C, and a kill if that was not enough within a minute (no stray training outlives a test)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def wait_for(predicate, seconds: float = 120) -> None:
@@ -317,8 +331,7 @@ def test_two_trainings_into_one_directory_the_second_is_refused_at_once(npz, tmp
         assert resumed.returncode == 2 and "in use by" in resumed.stderr
         assert time.time() - started < 60
     finally:
-        first.send_signal(signal.SIGINT)
-        first.wait(60)
+        stop(first)
     config = json.loads((out / "config.json").read_text())
     assert config["dim_z"] == 20 and config["seed"] == 0   # the first run's, untouched
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -329,9 +342,12 @@ def test_ctrl_c_says_how_to_resume_and_the_run_resumes(npz, tmp_path):
     out = tmp_path / "run"
     proc = genae_process("train", "vae", "--data-dir", npz, "--limit", "2000", "--epochs", "100000", "--quiet",
                          "--out", out)
-    wait_for(lambda: (out / "checkpoint.safetensors").is_file())
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        wait_for(lambda: (out / "checkpoint.safetensors").is_file())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
     assert proc.returncode == 130, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err and f"--resume {out}" in lines[0], err
