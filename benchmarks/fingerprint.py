@@ -20,6 +20,8 @@ from pathlib import Path
 
 from safetensors.numpy import load_file
 
+from genae.files import write_json
+
 RUNS = {   # name -> `genae train` arguments (the data options are added below)
     "vae": ["vae", "--dim-z", "10"],
     "cvae": ["cvae", "--dim-z", "10", "--binarize", "dynamic"],
@@ -59,7 +61,7 @@ def main() -> None:
         result[name] = {"weights": weights_digest(run / "model.safetensors"),
                         "valid": {k: round(v, 6) for k, v in sorted(valid.items())}}
         print(name, json.dumps(result[name]), flush=True)
-    (args.out / "fingerprint.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out / "fingerprint.json", result)
 
 
 if __name__ == "__main__":

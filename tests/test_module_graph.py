@@ -10,7 +10,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS = [   # lowest first; a module may import its own package or lower layers only
-    ("genae.errors", "genae.files", "genae.options"),
+    ("genae.errors",),
+    ("genae.files", "genae.options"),
     ("genae.device", "genae.data", "genae.nets"),
     ("genae.runtime",),
     ("genae.models",),

@@ -29,6 +29,7 @@ import tyro
 
 from genae.data import DataSource
 from genae.errors import UserError
+from genae.models.config import MAX_SEED
 from genae.models.registry import MODELS
 from genae.options import Compute, cli_view
 from genae.runtime import configure_process
@@ -82,8 +83,8 @@ def train_command(model) -> None:
         if model.force:
             raise UserError(f"--force with --resume {model.resume}: choose one (continue the run, or start over)")
         given = {k: getattr(model, k) for k in typed & config_fields}
-        data = model.data if typed & {"data_dir", "limit"} else None
-        out, history = train_model(name, config, model.resume, data=data, resume=True, given=given,
+        given |= {k: getattr(model.data, k) for k in typed & {"data_dir", "limit"}}
+        out, history = train_model(name, config, model.resume, resume=True, given=given,
                                    device=model.compute.device, quiet=model.compute.quiet)
     else:
         out, history = train_model(name, config, model.out, data=model.data, force=model.force,
@@ -155,6 +156,11 @@ class Eval:
 SAMPLE_LIMITS = {".png": 1_000, ".npy": 10_000}
 
 
+def check_std(std: float) -> None:
+    if not 0 <= std <= 100:
+        raise UserError(f"--std {std}: the scale of z must be in [0, 100]")
+
+
 @dataclass
 class Sample:
     """Draw images from a trained model into a .png grid or a .npy array (N×28×28 in [0, 1])."""
@@ -187,10 +193,9 @@ class Sample:
         most = SAMPLE_LIMITS[self.out.suffix]
         if not 1 <= self.n <= most:
             raise UserError(f"-n {self.n}: a {self.out.suffix} holds 1 to {most:,} images")
-        if not 0 <= self.std <= 100:
-            raise UserError(f"--std {self.std}: the scale of z must be in [0, 100]")
-        if not 0 <= self.seed <= 2**31 - 1:
-            raise UserError(f"--seed {self.seed}: must be in 0..{2**31 - 1}")
+        check_std(self.std)
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"--seed {self.seed}: must be in 0..{MAX_SEED}")
         model = load_model(self.run_dir, str(resolve_device(self.compute.device)))
         model.capabilities.require("samples", model.name)
         if self.label is not None:
@@ -235,8 +240,7 @@ class Plot:
         from genae.device import resolve_device
         from genae.plots.figures import plot
 
-        if not 0 <= self.std <= 100:
-            raise UserError(f"--std {self.std}: the scale of z must be in [0, 100]")
+        check_std(self.std)
         if not 1 <= self.n <= 10_000:
             raise UserError(f"-n {self.n}: encode 1 to 10,000 images")
         options = {"samples": dict(std=self.std, seed=self.seed),
@@ -276,7 +280,8 @@ class Explore:
     """Write the page as a folder any static web host can serve, and stop (no server)."""
     browser: bool = True
     """Open the page in the default browser (--no-browser: only print its address)."""
-    compute: Common = field(default_factory=Compute)
+    quiet: bool = False
+    """No line per exported run."""
 
     def __call__(self) -> None:
         import tempfile
@@ -284,10 +289,10 @@ class Explore:
         from genae.explorer import build_site, serve
 
         if self.static is not None:
-            print(f"explore: {build_site(list(self.runs), self.static, quiet=self.compute.quiet)}/index.html")
+            print(f"explore: {build_site(list(self.runs), self.static, quiet=self.quiet)}/index.html")
             return
         with tempfile.TemporaryDirectory(prefix="genae-explore-") as tmp:
-            serve(build_site(list(self.runs), Path(tmp), quiet=self.compute.quiet), self.port, browser=self.browser)
+            serve(build_site(list(self.runs), Path(tmp), quiet=self.quiet), self.port, browser=self.browser)
 
 
 @dataclass
@@ -328,13 +333,17 @@ def run_recipe(args: list[str]) -> None:
     if name not in RECIPES:
         raise UserError(f"genae run {name}: no such recipe; `genae run --list` names them")
     recipe = RECIPES[name]
-    setting = "ours"
+    setting, kept = "ours", []
     for i, word in enumerate(rest):
         if word == "--setting" and i + 1 < len(rest):
             setting = rest[i + 1]
         elif word.startswith("--setting="):
             setting = word.partition("=")[2]
+        elif not (i > 0 and rest[i - 1] == "--setting"):
+            kept.append(word)
     defaults = recipe.defaults(setting)
+    if not recipe.settings:   # a recipe without settings of its own takes "--setting ours" and nothing else
+        rest = kept
     with one_line_parse_errors():
         options = tyro.cli(type(defaults), default=defaults, args=rest, prog=f"genae run {name}",
                            description=f"{recipe.summary}. Source: {SOURCES[recipe.source]}.")
@@ -382,7 +391,7 @@ class Reproduce:
                                seed=self.seed, data_dir=self.data.data_dir, limit=self.data.limit,
                                device=self.compute.device, quiet=self.compute.quiet, report_only=self.report_only)
         except StepsFailed as err:
-            print(f"genae: error: {err}", file=sys.stderr)
+            print(f"genae: {err}", file=sys.stderr)
             sys.exit(1)
         print(f"report: {report}")
         if self.gallery:

@@ -9,8 +9,8 @@
               x        → pixels              Sohn's baseline: its one prediction, the given pixels kept
   baseline    x        → pixels              the baseline inside Sohn's CVAE (a part it declares)
 
-x: images B×1×28×28, float32 in [0, 1]; y: labels as one-hot rows B×10, float32 (the semi-supervised
-AAE's decoder also takes probabilities); z, eps: B×dim_z, float32. The batch dimension is dynamic.
+x: images B×1×28×28, float32 in [0, 1]; y: labels as one-hot rows B×10, float32 (their argmax is the
+label); z, eps: B×dim_z, float32. The batch dimension is dynamic.
 Every file is checked with onnxruntime against PyTorch on random and on real test inputs before the
 manifest is written; the largest absolute difference is recorded there.
 
@@ -31,7 +31,7 @@ from torch import nn
 from genae.errors import UserError
 from genae.files import replacing, write_json
 from genae.models.base import N_CLASSES, Model
-from genae.rundir import CONFIG_FILE, load_model, read_record
+from genae.rundir import config_record, load_model, read_record
 
 MANIFEST = "manifest.json"
 OPSET = 17
@@ -162,7 +162,6 @@ def export_run(run_dir: str | Path, out: str | Path, *, check_images: torch.Tens
                                   "outputs": outputs, "max_abs_difference": worst}
     manifest = {"model": name, "capabilities": dataclasses.asdict(model.capabilities), "dim_z": model.latent_dim,
                 "pixel_range": [0, 1], "label_encoding": f"one-hot rows of {N_CLASSES}, float32", "opset": OPSET,
-                "networks": manifest_networks, **model.describe(),
-                "config": json.loads((run_dir / CONFIG_FILE).read_text())}
+                "networks": manifest_networks, **model.describe(), "config": json.loads(json.dumps(config_record(name, config, data)))}
     write_json(out / MANIFEST, manifest)
     return manifest

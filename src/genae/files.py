@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from genae.errors import UserError
+
 
 def _umask() -> int:
     mask = os.umask(0o022)
@@ -58,6 +60,14 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, value) -> Path:
     return write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON"):
+    """The parsed content of a JSON file genae wrote, or a UserError naming it when it is damaged."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid {what} ({err}); restore it, or make it again") from err
 
 
 def append_line(path: str | os.PathLike, line: str) -> Path:

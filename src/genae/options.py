@@ -46,26 +46,23 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def cli_view(cls: type, hidden: tuple[str, ...] = (), defaults: dict | None = None, name: str | None = None) -> type:
+def cli_view(cls: type, hidden: tuple[str, ...] = ()) -> type:
     """`cls` as command-line options: a subclass whose fields carry their docstrings as one-paragraph
-    help; `hidden` fields are left out of the command line (their values come from elsewhere);
-    `defaults` replaces field defaults."""
+    help; `hidden` fields are left out of the command line (their values come from elsewhere)."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    docs, defaults = field_docs(cls), defaults or {}
+    docs = field_docs(cls)
     fields = []
     for f in dataclasses.fields(cls):
         if f.name in hidden:
             typ = tyro.conf.Suppress[hints[f.name]]
         else:
             typ = Annotated[hints[f.name], tyro.conf.arg(help=docs.get(f.name))]
-        if f.name in defaults:
-            spec = dataclasses.field(default=defaults[f.name])
-        elif f.default_factory is not dataclasses.MISSING:
+        if f.default_factory is not dataclasses.MISSING:
             spec = dataclasses.field(default_factory=f.default_factory)
         else:
             spec = dataclasses.field(default=f.default)
         fields.append((f.name, typ, spec))
-    view = dataclasses.make_dataclass(name or cls.__name__, fields, bases=(cls,))
+    view = dataclasses.make_dataclass(cls.__name__, fields, bases=(cls,))
     view.__doc__ = cls.__doc__
     view.view_of = cls
     return view

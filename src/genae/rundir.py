@@ -166,12 +166,6 @@ class RunDir:
         self.path = Path(path)
         self.data = data if data is not None else DataSource()
 
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
     @property
     def checkpoint(self) -> Path:
         return self.path / CHECKPOINT_FILE
@@ -226,9 +220,6 @@ class RunDir:
 
     def write_eval(self, result: dict) -> Path:
         return write_json(self.path / EVAL_FILE, result)
-
-    def is_finished(self) -> bool:
-        return is_finished(self.path)
 
 
 def config_record(name: str, config: TrainConfig, data: DataSource) -> dict:
@@ -303,10 +294,11 @@ def default_run_dir(name: str, config: TrainConfig) -> Path:
 # ---------------------------------------------------------------------------------- models
 def build_model(name: str, config: TrainConfig | None = None) -> Model:
     """A fresh model; runs it is built from (M1+M2's M1) are loaded from their directories."""
-    return build(name, config, load_run=_load_dependency)
+    return build(name, config, load_run=load_dependency)
 
 
-def _load_dependency(run_dir: str) -> Model:
+def load_dependency(run_dir: str) -> Model:
+    """A run another model is built from (M1+M2's M1) or takes weights from (Sohn's baseline), on the CPU."""
     return load_model(run_dir, "cpu")
 
 
@@ -399,12 +391,16 @@ def owned(run_dir: str | Path) -> Iterator[Path]:
         except OSError as err:
             why = "a link" if err.errno == errno.ELOOP else err.strerror
             raise UserError(f"{lock}: cannot open the run's lock file ({why}); choose another --out") from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise UserError(f"{path}: in use by {who}; wait for it to finish, or choose another --out") from None
+        for attempt in range(20):   # holder()'s probe takes the lock for an instant: try again a moment later
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 19:
+                    who = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                    os.close(fd)
+                    raise UserError(f"{path}: in use by {who}; wait for it to finish, or choose another --out") from None
+                time.sleep(0.01)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"genae process {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode(), 0)
         _HELD[key] = (fd, 1)
@@ -441,21 +437,18 @@ def check_free(run_dir: str | Path) -> None:
         raise UserError(f"{run_dir}: in use by {who}; wait for it to finish, or choose another --out")
 
 
-def resumed_config(run_dir: str | Path, name: str, given: dict, data: DataSource | None) -> tuple[TrainConfig, DataSource]:
+def resumed_config(run_dir: str | Path, name: str, given: dict) -> tuple[TrainConfig, DataSource]:
     """The config and data a resumed run continues with: its own, except for the options of RESUMABLE
-    that `given` (the options typed on the command line) changes. Any other option that differs from
-    the run's is refused, each named."""
+    that `given` (the options typed on the command line: config fields, data_dir, limit) changes. Any
+    other option that differs from the run's is refused, each named."""
     stored_name, config, stored_data = read_record(run_dir)
     if stored_name != name:
         raise UserError(f"--resume {run_dir}: holds a {stored_name!r} run, not {name!r}")
-    stored = dataclasses.asdict(config)
+    stored = {**dataclasses.asdict(config), **dataclasses.asdict(stored_data)}
     differ = [k for k, v in given.items() if k in stored and _jsonable(v) != _jsonable(stored[k])]
-    if data is not None:
-        differ += [k for k, v in dataclasses.asdict(data).items() if v != getattr(stored_data, k)]
     refused = [k for k in differ if k not in RESUMABLE]
     if refused:
-        shown = ", ".join(f"--{k.replace('_', '-')} {given.get(k, getattr(data, k, None))} (the run's: "
-                          f"{stored.get(k, getattr(stored_data, k, None))})" for k in refused)
+        shown = ", ".join(f"--{k.replace('_', '-')} {given[k]} (the run's: {stored[k]})" for k in refused)
         raise UserError(f"--resume {run_dir}: {shown}: a run continues with its own options; only "
                         f"{', '.join('--' + k for k in RESUMABLE)} may change (start a new run with another --out)")
     return dataclasses.replace(config, **{k: given[k] for k in differ if k in RESUMABLE}), stored_data

@@ -252,6 +252,8 @@ def _read_npz(path: Path) -> MNIST:
                 raise DataError(f"{path}: missing array(s) {', '.join(missing)} (a Keras mnist.npz has "
                                 f"{', '.join(names)})")
             arrays = {k: f[k] for k in names}
+    except DataError:
+        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise DataError(f"{path}: not a readable .npz file ({err})") from err
     scale = 255.0 if arrays["x_train"].dtype == np.uint8 else 1.0

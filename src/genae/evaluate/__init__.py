@@ -72,9 +72,9 @@ def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "t
 
 
 def judge_scores(model, real: torch.Tensor, mode: str, device: str, seed: int, per_label: int) -> dict:
-    from genae.evaluate.judge import judge_dir, judge_generated, load_judge
+    from genae.evaluate.judge import JUDGE_FILE, judge_dir, judge_generated, load_judge
 
-    if mode == "auto" and not (judge_dir() / "judge.json").is_file():
+    if mode == "auto" and not (judge_dir() / JUDGE_FILE).is_file():
         return {"judge": "not scored: no cached judge (run `genae judge train`)"}
     judge = load_judge(device=device)
     return {**judge_generated(model, judge, real, per_label=per_label, seed=seed),

@@ -10,13 +10,13 @@ longer match is refused (retrain it) rather than silently scoring with something
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
 
 from genae.data.mnist import cache_dir
 from genae.errors import UserError
+from genae.files import read_json
 from genae.rundir import MODEL_FILE, load_model
 
 JUDGE_FILE = "judge.json"
@@ -41,7 +41,11 @@ def load_judge(where: Path | None = None, device: str = "cpu"):
     record_path = where / JUDGE_FILE
     if not record_path.is_file():
         raise UserError(f"{record_path}: no trained judge; run `genae judge train` first")
-    record = json.loads(record_path.read_text())
+    record = read_json(record_path)
+    if not isinstance(record, dict) or not {"sha256", "test_accuracy"} <= set(record):
+        raise UserError(f"{record_path}: not a judge record (sha256, test_accuracy); retrain with `genae judge train`")
+    if not (where / MODEL_FILE).is_file():
+        raise UserError(f"{where / MODEL_FILE}: the judge's weights are missing; retrain with `genae judge train`")
     actual = sha256_of(where / MODEL_FILE)
     if actual != record["sha256"]:
         raise UserError(f"{where / MODEL_FILE}: sha256 {actual[:12]}… does not match judge.json "

@@ -41,7 +41,8 @@ class Recipe:
         if setting == "ours":
             return self.options()
         if setting not in self.settings:
-            raise UserError(f"--setting {setting}: choose one of {', '.join(['ours', *self.settings])}")
+            raise UserError(f"--setting {setting}: choose one of {', '.join(['ours', *self.settings])}"
+                            + ("" if self.settings else " (this recipe's defaults are its source's)"))
         return self.settings[setting]()
 
 

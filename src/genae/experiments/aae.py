@@ -22,8 +22,15 @@ import torch
 
 from genae.evaluate import evaluate_run
 from genae.evaluate.parzen import parzen_score
-from genae.experiments.common import (RecipeOptions, RecipeResult, as_config, model_options, recipe_start,
-                                      schedule_words, train)
+from genae.experiments.common import (
+    RecipeOptions,
+    RecipeResult,
+    as_config,
+    model_options,
+    recipe_start,
+    schedule_words,
+    train,
+)
 from genae.models.aae import AAEConfig
 from genae.models.base import N_CLASSES, encoded_means
 from genae.models.priors import GaussianMixturePrior

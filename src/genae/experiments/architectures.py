@@ -12,7 +12,6 @@ its claim to test is that the fully connected model "behaves very well as genera
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from genae.data.transforms import VALIDATION_SEED
 from genae.errors import UserError
 from genae.evaluate import evaluate_run
 from genae.experiments.common import RecipeOptions, RecipeResult, Report, as_config, model_options, recipe_start, train
+from genae.files import read_json
 from genae.models.base import encoded_means
 from genae.models.vae import VAEConfig
 from genae.nets import Architecture, count_parameters
@@ -61,7 +61,7 @@ def evaluation(run: Path, opts: ArchitectureOptions, device: str) -> dict:
     """The run's eval.json when it was made with these settings, else a fresh evaluation."""
     path = run / EVAL_FILE
     if path.is_file():
-        found = json.loads(path.read_text())
+        found = read_json(path)
         if found.get("iw_samples") == opts.iw_samples and found.get("n_images") == _eval_images(opts):
             return found
     return evaluate_run(run, iw_samples=opts.iw_samples, device=device, limit=_eval_images(opts),

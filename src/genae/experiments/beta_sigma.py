@@ -24,8 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from genae.errors import UserError  # noqa: E402
-from genae.experiments.common import (RecipeOptions, RecipeResult, as_config, model_options,  # noqa: E402
-                                      recipe_start, train)
+from genae.experiments.common import RecipeOptions, RecipeResult, as_config, model_options, recipe_start, train  # noqa: E402
 from genae.files import write_text  # noqa: E402
 from genae.models.base import encoded_means  # noqa: E402
 from genae.models.vae import VAEConfig  # noqa: E402

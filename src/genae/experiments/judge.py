@@ -25,7 +25,6 @@ def train_judge(config: JudgeConfig | None = None, out: Path | None = None, *, d
     data = data if data is not None else DataSource()
     if (out / CONFIG_FILE).is_file() and read_run_config(out)[0] != "judge":
         raise UserError(f"{out} holds another model's run; choose another --out for the judge")
-    (out / JUDGE_FILE).unlink(missing_ok=True)   # retraining replaces the judge (force: its run files too)
     config = config or JudgeConfig()
     dev = str(resolve_device(device))
     run, history = train_model("judge", config, out, data=data, force=True, device=dev, quiet=quiet)

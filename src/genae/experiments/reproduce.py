@@ -24,7 +24,7 @@ from typing import Literal, Optional
 
 from genae.errors import UserError
 from genae.experiments import RECIPES
-from genae.files import write_json
+from genae.files import read_json, write_json
 
 Mode = Literal["quick", "full"]
 STATE_FILE = "reproduce.json"
@@ -39,33 +39,31 @@ class Step:
     recipe: str
     quick: dict = field(default_factory=dict)   # option changes for --quick
     full: dict = field(default_factory=dict)    # option changes for --full
-    full_hours: float = 0.0                     # expected wall time of the full step on 2 CPU cores
 
 
 # Quick budgets: a few epochs on real MNIST (fewer training images where a model is slow), so that
 # every figure and table exists within minutes; their numbers show the method works, not the
 # papers' values. Full budgets: each recipe's defaults (the README's settings; the AAEs the
-# source's 100 epochs). full_hours: estimates from the per-epoch times in docs/speed.md.
+# source's 100 epochs).
 PLAN: tuple[Step, ...] = (
-    Step("reproduce", {"vae.epochs": 5}, {}, 0.1),
-    Step("denoising", {"vae.epochs": 3}, {}, 0.2),
-    Step("manifold", {"vae.epochs": 5}, {}, 0.0),
-    Step("analogy-random", {"vae.epochs": 5}, {}, 0.0),
-    Step("analogy-image", {"vae.epochs": 5}, {}, 0.0),
-    Step("beta", {"vae.epochs": 5}, {}, 0.1),
-    Step("sigma", {"vae.epochs": 2, "seeds": (0, 1)}, {}, 0.1),
+    Step("reproduce", {"vae.epochs": 5}, {}),
+    Step("denoising", {"vae.epochs": 3}, {}),
+    Step("manifold", {"vae.epochs": 5}, {}),
+    Step("analogy-random", {"vae.epochs": 5}, {}),
+    Step("analogy-image", {"vae.epochs": 5}, {}),
+    Step("beta", {"vae.epochs": 5}, {}),
+    Step("sigma", {"vae.epochs": 2, "seeds": (0, 1)}, {}),
     Step("architectures", {"vae.epochs": 2, "data.limit": 5000, "iw_samples": 20, "judge_samples": 200,
-                           "tsne_images": 1000}, {}, 1.2),
-    Step("likelihood", {"vae.epochs": 3, "data.limit": 10000, "iw_samples": 50}, {}, 0.3),
+                           "tsne_images": 1000}, {}),
+    Step("likelihood", {"vae.epochs": 3, "data.limit": 10000, "iw_samples": 50}, {}),
     Step("semisupervised", {"n_labels": (100,), "seeds": (0,), "m1.epochs": 3, "m2.epochs": 3, "m2.lr_decay_epochs": 0,
-                            "m1m2.epochs": 3, "data.limit": 20000}, {}, 13.0),
+                            "m1m2.epochs": 3, "data.limit": 20000}, {}),
     Step("aae", {"aae.epochs": 5, "data.limit": 10000, "guided_labels": 2000, "parzen_samples": 2000,
-                 "n_images": 2000}, {"aae.epochs": 100}, 4.0),
+                 "n_images": 2000}, {"aae.epochs": 100}),
     Step("aae-semisupervised", {"n_labels": (100, 1000), "seeds": (0,), "aae.epochs": 5, "aae.precision": "fp32",
-                                "data.limit": 10000}, {"n_labels": (100, 1000, 0)}, 7.0),
-    Step("quadrants", {"baseline.epochs": 4, "cvae.epochs": 4, "data.limit": 5000}, {}, 0.5),
+                                "data.limit": 10000}, {"n_labels": (100, 1000, 0)}),
+    Step("quadrants", {"baseline.epochs": 4, "cvae.epochs": 4, "data.limit": 5000}, {}),
 )
-FULL_HOURS = sum(step.full_hours for step in PLAN)
 PREFIXLESS = ("compute", "data")   # nested options whose flags carry no prefix (--device, --limit)
 
 
@@ -152,10 +150,9 @@ def results_file(options, recipe: str) -> Path:
     return Path(options.out) / recipe / "results.json"
 
 
-
 def read_state(out: Path) -> dict:
     path = Path(out) / STATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else {"steps": {}}
+    return read_json(path) if path.is_file() else {"steps": {}}
 
 
 def _write_state(out: Path, state: dict) -> None:

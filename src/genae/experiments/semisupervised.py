@@ -30,8 +30,16 @@ from genae.data.subsets import balanced_subset
 from genae.errors import UserError
 from genae.evaluate import evaluate_run
 from genae.evaluate.classification import encoder_features, label_spreading_error, svm_error
-from genae.experiments.common import (RecipeOptions, RecipeResult, Report, as_config, model_options, recipe_start,
-                                      schedule_words, train)
+from genae.experiments.common import (
+    RecipeOptions,
+    RecipeResult,
+    Report,
+    as_config,
+    model_options,
+    recipe_start,
+    schedule_words,
+    train,
+)
 from genae.models.config import check_config
 from genae.models.semisupervised import M2Config, check_m2_config
 from genae.models.vae import VAEConfig

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import json
 import re
 import shutil
 import sys
@@ -29,7 +28,7 @@ import torch
 
 from genae.errors import UserError
 from genae.export import export_run
-from genae.files import replacing, write_json, write_text
+from genae.files import read_json, replacing, write_json, write_text
 from genae.models.base import encoded_means
 from genae.rundir import CONFIG_FILE, EVAL_FILE, MODEL_FILE, load_model, read_metrics, read_record
 
@@ -86,7 +85,7 @@ def run_files(run: Path, folder: Path, *, test_images: int = TEST_IMAGES, latent
     pixels = (x.flatten(1) * 255).round().to(torch.uint8).numpy().tobytes()
     write_json(folder / "test.json", {"images": base64.b64encode(pixels).decode(), "labels": y.tolist()})
     metrics = read_metrics(run)
-    result = json.loads((run / EVAL_FILE).read_text()) if (run / EVAL_FILE).is_file() else {}
+    result = read_json(run / EVAL_FILE) if (run / EVAL_FILE).is_file() else {}
     latent = None
     if manifest["capabilities"]["encodes"] and manifest["dim_z"] == 2:
         model = load_model(run, "cpu")

@@ -50,7 +50,7 @@ from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
 from genae.data.transforms import to_signed
 from genae.errors import UserError
 from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
-from genae.models.config import MAX_BATCH, TrainConfig, check_config
+from genae.models.config import MAX_BATCH, TrainConfig, check_config, require_fraction, require_positive
 from genae.models.priors import GaussianMixturePrior, make_prior
 from genae.nets import build_networks, diagonal_gaussian, mlp
 
@@ -129,11 +129,8 @@ def check_aae_config(c: AAEConfig) -> None:
     if c.n_labels is not None and not (c.label_prior or c.mode == "semisupervised"):
         raise UserError(f"--n-labels {c.n_labels} has no effect with --mode {c.mode}"
                          f"{'' if c.mode != 'unsupervised' else ' without --label-prior'}")
-    for option, value in (("dim-z", c.dim_z), ("n-hidden", c.n_hidden), ("n-layers", c.n_layers),
-                          ("classify-every", c.classify_every),
-                          ("labeled-batch", 1 if c.labeled_batch is None else c.labeled_batch)):
-        if value < 1:
-            raise UserError(f"--{option} {value}: need at least 1")
+    require_positive(dim_z=c.dim_z, n_hidden=c.n_hidden, n_layers=c.n_layers, classify_every=c.classify_every,
+                     labeled_batch=1 if c.labeled_batch is None else c.labeled_batch)
     for option, value in (("input-noise", c.input_noise), ("discriminator-noise", c.discriminator_noise),
                           ("w-ae", c.w_ae), ("w-gen", c.w_gen), ("w-dis", c.w_dis), ("w-cls", c.w_cls),
                           ("w-ygen", c.w_ygen), ("w-ydis", c.w_ydis)):
@@ -142,10 +139,8 @@ def check_aae_config(c: AAEConfig) -> None:
     check_config(c)
     if c.labeled_batch is not None and c.labeled_batch > MAX_BATCH:
         raise UserError(f"--labeled-batch {c.labeled_batch}: at most {MAX_BATCH:,}")
-    if not 0 <= c.dropout < 1:
-        raise UserError(f"--dropout {c.dropout}: a drop probability must be in [0, 1)")
-    if not 0 <= c.adam_beta1 < 1:
-        raise UserError(f"--adam-beta1 {c.adam_beta1}: must be in [0, 1)")
+    require_fraction("dropout", c.dropout)
+    require_fraction("adam-beta1", c.adam_beta1)
     if c.classify_every != 1 and c.mode != "semisupervised":
         raise UserError(f"--classify-every {c.classify_every} has no effect with --mode {c.mode}")
 
@@ -259,7 +254,7 @@ class AAE(Model):
         """p(x|z[,y]) = N(mean, 1/8) on [0, 1] pixels; y (labels or B×10 probabilities) is used by the
         supervised and semisupervised decoders."""
         if self.decoder.cond_dim and y is None:
-            raise UserError(f"the {self.config.mode} AAE's decoder needs labels y")
+            raise ValueError(f"the {self.config.mode} AAE's decoder needs labels y")
         condition = None if not self.decoder.cond_dim else (one_hot(y) if y.dim() == 1 else y)
         mean = (self._signed_mean(z, condition) + 1) / 2
         return Independent(Normal(mean, PIXEL_STD, validate_args=False), 3, validate_args=False)
@@ -336,7 +331,7 @@ class AAE(Model):
     def classification_loss(self, batch: Batch):
         known = batch.y >= 0
         if not known.any():
-            raise UserError("the classification phase got a batch without labeled images")
+            raise ValueError("the classification phase got a batch without labeled images")
         ce = F.cross_entropy(self.posterior(batch.x[known])[1], batch.y[known])
         return self.config.w_cls * ce, {"cross_entropy": ce.detach()}
 

@@ -99,7 +99,7 @@ class Capabilities:
     completes: bool = False
 
     def require(self, what: str, model_name: str) -> None:
-        """Raise a ValueError naming the model when it lacks capability `what`."""
+        """Raise a UserError naming the model when it lacks capability `what`."""
         if not getattr(self, what):
             raise UserError(f"a {model_name} model does not offer '{what}'")
 

@@ -137,6 +137,19 @@ def _type_words(hint) -> str:
         hint, getattr(hint, "__name__", str(hint)))
 
 
+def require_positive(**options: int) -> None:
+    """A UserError naming the first of these whole-number options below 1 (as typed: --dim-z)."""
+    for name, value in options.items():
+        if value < 1:
+            raise UserError(f"--{name.replace('_', '-')} {value}: need at least 1")
+
+
+def require_fraction(option: str, value: float, *, closed: bool = False) -> None:
+    """A UserError unless 0 <= value < 1 (<= 1 when closed), naming the option."""
+    if not (0 <= value <= 1 if closed else 0 <= value < 1):
+        raise UserError(f"--{option} {value}: must be in [0, 1{']' if closed else ')'}")
+
+
 MAX_KL_WEIGHT = 1e6
 """Largest β: beyond it the KL term outweighs any reconstruction by many orders of magnitude."""
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from genae.errors import UserError
 from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam
-from genae.models.config import TrainConfig, check_config
+from genae.models.config import TrainConfig, check_config, require_fraction
 
 
 @dataclass
@@ -45,8 +45,7 @@ class Judge(Model):
     def __init__(self, config: JudgeConfig):
         super().__init__(config)
         check_config(config)
-        if not 0 <= config.dropout < 1:
-            raise UserError(f"--dropout {config.dropout}: a drop probability must be in [0, 1)")
+        require_fraction("dropout", config.dropout)
         if not 0 <= config.shift <= 13:
             raise UserError(f"--shift {config.shift}: a translation of 0..13 pixels")
         self.features = nn.Sequential(

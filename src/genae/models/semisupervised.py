@@ -54,9 +54,24 @@ from genae.data.mnist import MNIST
 from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
 from genae.errors import UserError
 from genae.models.base import N_CLASSES, Batch, Capabilities, LoadRun, Model, Phase, adam, one_hot, sample_labels
-from genae.models.config import MAX_BATCH, TrainConfig, check_config, check_kl_weight
-from genae.nets import (IMAGE_SHAPE, IMAGE_SIZE, Decoder, Encoder, bernoulli_image, diagonal_gaussian, mlp,
-                        standard_normal)
+from genae.models.config import (
+    MAX_BATCH,
+    TrainConfig,
+    check_config,
+    check_kl_weight,
+    require_fraction,
+    require_positive,
+)
+from genae.nets import (
+    IMAGE_SHAPE,
+    IMAGE_SIZE,
+    Decoder,
+    Encoder,
+    bernoulli_image,
+    diagonal_gaussian,
+    mlp,
+    standard_normal,
+)
 
 LOG_CLASSES = math.log(N_CLASSES)  # −log p(y) for the uniform prior
 
@@ -98,19 +113,15 @@ class M2Config(TrainConfig):
 
 def check_m2_config(config: M2Config) -> None:
     """Reject values no M2 can use, naming the option."""
-    for option, value in (("labeled-batch", config.labeled_batch), ("labeled-every", config.labeled_every),
-                          ("dim-z", config.dim_z), ("n-hidden", config.n_hidden), ("n-layers", config.n_layers),
-                          ("n-labels", config.n_labels)):
-        if value < 1:
-            raise UserError(f"--{option} {value}: need at least 1")
+    require_positive(labeled_batch=config.labeled_batch, labeled_every=config.labeled_every, dim_z=config.dim_z,
+                     n_hidden=config.n_hidden, n_layers=config.n_layers, n_labels=config.n_labels)
     check_config(config)
     check_kl_weight(config.beta)
     if config.labeled_batch > MAX_BATCH:
         raise UserError(f"--labeled-batch {config.labeled_batch}: at most {MAX_BATCH:,}")
     if config.alpha is not None and not (config.alpha >= 0 and math.isfinite(config.alpha)):
         raise UserError(f"--alpha {config.alpha}: must be finite and >= 0")
-    if not 0 <= config.adam_beta1 < 1:
-        raise UserError(f"--adam-beta1 {config.adam_beta1}: must be in [0, 1)")
+    require_fraction("adam-beta1", config.adam_beta1)
     if not config.m1_min_std >= 0:
         raise UserError(f"--m1-min-std {config.m1_min_std}: must be >= 0")
 

@@ -31,7 +31,7 @@ from torch.distributions import kl_divergence
 from genae.data.transforms import quadrant_mask
 from genae.errors import UserError
 from genae.models.base import Batch, Capabilities, LoadRun, Model, Phase, adam
-from genae.models.config import TrainConfig, check_config
+from genae.models.config import TrainConfig, check_config, require_fraction, require_positive
 from genae.nets import IMAGE_SIZE, Decoder, Encoder, diagonal_gaussian, mlp
 from genae.nets.heads import PixelBernoulli
 
@@ -72,14 +72,10 @@ class SohnCVAEConfig(SohnConfig):
 def check_sohn_config(config: SohnConfig) -> None:
     """Reject values no run can use, naming the option."""
     check_config(config)
-    sizes = [("n-hidden", config.n_hidden), ("n-layers", config.n_layers)]
+    require_positive(n_hidden=config.n_hidden, n_layers=config.n_layers)
     if isinstance(config, SohnCVAEConfig):
-        sizes.append(("dim-z", config.dim_z))
-        if not 0 <= config.alpha <= 1:
-            raise UserError(f"--alpha {config.alpha}: the hybrid's weight must be in [0, 1]")
-    for option, value in sizes:
-        if value < 1:
-            raise UserError(f"--{option} {value}: need at least 1")
+        require_positive(dim_z=config.dim_z)
+        require_fraction("alpha", config.alpha, closed=True)
 
 
 def masks(quadrants: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ from torch.distributions import kl_divergence
 
 from genae.errors import UserError
 from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
-from genae.models.config import TrainConfig, check_config, check_kl_weight
+from genae.models.config import TrainConfig, check_config, check_kl_weight, require_positive
 from genae.nets import Architecture, bernoulli_image, build_networks, diagonal_gaussian, standard_normal
 
 
@@ -49,9 +49,7 @@ class VAE(Model):
         super().__init__(config)
         check_config(config)
         check_kl_weight(config.beta)
-        for option, value in (("dim-z", config.dim_z), ("n-hidden", config.n_hidden), ("n-layers", config.n_layers)):
-            if value < 1:
-                raise UserError(f"--{option} {value}: need at least 1")
+        require_positive(dim_z=config.dim_z, n_hidden=config.n_hidden, n_layers=config.n_layers)
         self.conditional = conditional
         self.name = "cvae" if conditional else "vae"
         self._capabilities = Capabilities(conditional=conditional, encodes=True, encodes_label=conditional,

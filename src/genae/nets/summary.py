@@ -1,6 +1,6 @@
 """Parameter tables: how big each architecture is and where its weights sit.
 
-Seed 002 chose its CNNs by comparing the weights of the fully connected layer with those of the
+The architectures source chose its CNNs by comparing the weights of the fully connected layer with those of the
 convolutions ("20 × 512 = 10240 for FC and 4 × 16 × 32 = 2048 for the biggest CNN"); these tables
 give those counts for genae's architectures (`genae train vae --arch cnn3 --dry-run`).
 """

@@ -8,6 +8,7 @@ when there is one (the decisions are genae.rundir's; this module carries them ou
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,8 +18,21 @@ from genae.data import DataSource
 from genae.device import resolve_device
 from genae.errors import Interrupted, UserError
 from genae.models.config import TrainConfig
-from genae.rundir import (RunDir, build_model, check_free, continue_from, default_run_dir, is_finished, load_model,
-                          owned, read_metadata, read_run_config, resumed_config, run_dir_for, shorter_run)
+from genae.rundir import (
+    RunDir,
+    build_model,
+    check_free,
+    continue_from,
+    default_run_dir,
+    is_finished,
+    load_dependency,
+    owned,
+    read_metadata,
+    read_run_config,
+    resumed_config,
+    run_dir_for,
+    shorter_run,
+)
 from genae.train import distributed
 from genae.train.engine import fit
 
@@ -40,7 +54,8 @@ def train_model(name: str, config: TrainConfig | None, out: str | Path | None = 
     if distributed.rank_from_env() == 0:
         check_free(out)
     if resume:
-        config, data = resumed_config(out, name, given or {}, data)
+        typed_data = {} if data is None else dataclasses.asdict(data)
+        config, data = resumed_config(out, name, {**typed_data, **(given or {})})
     elif not force and RunDir(out).holds_run():
         raise _holds_run(out)
     data = data if data is not None else DataSource()
@@ -49,13 +64,14 @@ def train_model(name: str, config: TrainConfig | None, out: str | Path | None = 
     model = build_model(name, config)   # every option is checked here, before anything is read or written
     mnist = model.prepare_data(data.load())  # e.g. M2 hides the labels outside its labeled subset
     if not resume:
-        model.initialize(lambda run_dir: load_model(run_dir, "cpu"))  # e.g. Sohn's CVAE copies its baseline
+        model.initialize(load_dependency)  # e.g. Sohn's CVAE copies its baseline
     with _owning(out):
         run = RunDir(out, data)
         if not resume and run.holds_run():
             if not force:
                 raise _holds_run(out)
-            run.clear()
+            if distributed.rank_from_env() == 0:   # one process clears; every process trains
+                run.clear()
         model = model.to(dev)
         try:
             history = fit(model, mnist, run, device=dev, resume=resume, quiet=quiet)
@@ -85,7 +101,7 @@ def trained(root: str | Path, name: str, config: TrainConfig, data: DataSource, 
     """The run of `name` with `config` under `root` (genae.rundir.run_dir_for): reused if finished,
     resumed if killed, else trained — from a shorter finished run of the same config when there is one."""
     out = run_dir_for(root, name, config, data, tag)
-    with owned(out):
+    with _owning(out):
         resume = RunDir(out).checkpoint.is_file()
         if resume and is_finished(out):
             _say(quiet, f"{name}: reusing the finished run {out}")

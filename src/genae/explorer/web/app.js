@@ -123,7 +123,7 @@ async function loadRuns() {
     option.textContent = `${run.name} (${run.model})`;
     select.appendChild(option);
   }
-  select.onchange = () => selectRun(select.value);
+  select.onchange = () => selectRun(select.value).catch((error) => { setStatus(`error: ${error.message}`); throw error; });
   if (state.runs.length) await selectRun(state.runs[0].id);
   else setStatus("no runs");
 }
@@ -155,7 +155,7 @@ async function selectRun(id) {
 // ------------------------------------------------------------------------------------------ views
 const VIEWS = {
   latent: () => caps().decodes,
-  labels: () => caps().decodes && caps().conditional,
+  labels: () => caps().decodes && caps().decodes_label,   // (a label-guided AAE's label picks a component only)
   draw: () => caps().encodes || caps().classifies,
   complete: () => caps().completes,
   interpolate: () => caps().encodes && caps().decodes,
@@ -191,14 +191,19 @@ function showView(name) {
   state.view = name;
   for (const section of document.querySelectorAll("section.view")) section.hidden = section.id !== `view-${name}`;
   for (const button of document.querySelectorAll("nav button")) button.classList.toggle("active", button.dataset.view === name);
-  const usesLabel = caps().conditional && ["latent", "labels", "draw", "interpolate"].includes(name);
+  const readsLabel = caps().encodes_label || caps().decodes_label;
+  const usesLabel = (name === "latent" && caps().conditional) || (readsLabel && ["labels", "draw", "interpolate"].includes(name));
   $("labelbar").hidden = !usesLabel;
   refresh();
 }
 
+// One update at a time (an onnxruntime session runs one call at a time): an input arriving meanwhile
+// is kept, and the latest one runs when the current update ends; an error shows in the footer.
+let pending = null;
 async function refresh() {
   if (!state.manifest) return;
   const t0 = performance.now();
+  if (state.busy) { pending = t0; return; }
   state.busy++;
   try {
     if (state.view === "latent") await updateLatent(t0);
@@ -207,9 +212,13 @@ async function refresh() {
     else if (state.view === "complete") await updateComplete(t0);
     else if (state.view === "interpolate") await updateInterpolate(t0);
     else if (state.view === "runs") updateRuns();
+  } catch (error) {
+    setStatus(`error: ${error.message}`);
+    throw error;
   } finally {
     state.busy--;
   }
+  if (pending !== null) { pending = null; refresh(); }
 }
 
 // ---- latent map
@@ -253,12 +262,12 @@ function setupLatent() {
     const r = latentRange(), box = map.getBoundingClientRect();
     state.z[0] = ((event.clientX - box.left) / box.width * 2 - 1) * r;
     state.z[1] = (1 - (event.clientY - box.top) / box.height * 2) * r;
-    refresh();
+    soon();
   };
   let dragging = false;
   map.onpointerdown = (e) => { dragging = true; map.setPointerCapture(e.pointerId); pick(e); };
   map.onpointermove = (e) => { if (dragging) pick(e); };
-  map.onpointerup = () => { dragging = false; };
+  map.onpointerup = map.onpointercancel = () => { dragging = false; };
 }
 
 function randomZ() {
@@ -361,7 +370,7 @@ function attachPad(canvas, pixels, onChange) {
   };
   canvas.onpointerdown = (e) => { canvas.setPointerCapture(e.pointerId); last = null; stroke(e); };
   canvas.onpointermove = (e) => { if (e.buttons) stroke(e); };
-  canvas.onpointerup = () => { last = null; };
+  canvas.onpointerup = canvas.onpointercancel = () => { last = null; };
 }
 
 let scheduled = false;
@@ -468,15 +477,19 @@ function pickEnd() {
 }
 
 // ---- runs
+const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
 function updateRuns() {
   const rows = state.runs.map((r) => {
     const numbers = Object.entries(r.eval || {}).filter(([, v]) => typeof v === "number")
       .map(([k, v]) => `${k} ${Math.abs(v) < 10 ? v.toFixed(4) : v.toFixed(2)}`).join(", ");
-    return `<tr class="${r.id === state.run ? "current" : ""}"><td><a href="#" data-run="${r.id}">${r.name}</a></td>`
-      + `<td>${r.model}</td><td>${r.epochs}</td><td>${numbers || "—"}</td></tr>`;
+    return `<tr class="${r.id === state.run ? "current" : ""}"><td><a href="#" data-run="${escape(r.id)}">${escape(r.name)}</a></td>`
+      + `<td>${escape(r.model)}</td><td>${r.epochs}</td><td>${escape(numbers) || "—"}</td></tr>`;
   });
   $("runs-table").innerHTML = `<table><tr><th>run</th><th>model</th><th>epochs</th><th>eval.json</th></tr>${rows.join("")}</table>`;
-  for (const a of $("runs-table").querySelectorAll("a")) a.onclick = (e) => { e.preventDefault(); selectRun(a.dataset.run); };
+  for (const a of $("runs-table").querySelectorAll("a")) {
+    a.onclick = (e) => { e.preventDefault(); $("run-select").value = a.dataset.run; $("run-select").onchange(); };
+  }
   $("run-config").textContent = JSON.stringify(state.meta.config, null, 1);
   drawCurves();
 }
