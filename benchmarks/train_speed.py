@@ -4,6 +4,9 @@
     .venv/bin/python benchmarks/train_speed.py --epochs 3 --models pt-examples
     python benchmarks/train_speed.py --device cuda --models m2 aae   # on a GPU (engine rows only)
 
+On CUDA each engine row runs eagerly and replayed from CUDA graphs (--graphs both|on|off; the
+`steps` column says which, and 'eager (unsafe)' where the model's step cannot be a graph).
+
 Rows: the seed's VAE and CVAE (784-500-500-20 MLPs), and pytorch/examples' VAE (784-400-20, one
 hidden layer, built by the same builder) — the peers' yardstick — at batch 128 over 60,000 images
 (MNIST train + validation); Sohn et al.'s baseline and CVAE (1 quadrant given) over the 50,000
@@ -39,6 +42,7 @@ from genae.rundir import build_model as build
 from genae.rundir import read_metrics
 from genae.runtime import configure_process
 from genae.train.engine import fit
+from genae.train.steps import step_mode
 
 ROWS = {  # row → (model, config options, images per epoch: 60k = the yardstick, 50k = the training split)
     "vae": ("vae", dict(dim_z=20, n_hidden=500, n_layers=2), 60_000),
@@ -69,13 +73,20 @@ def sixty_thousand(data: MNIST) -> MNIST:
     return MNIST(train, data.test.head(1000), data.test.head(1000), data.source)
 
 
-def engine_epochs(name: str, kw: dict, data: MNIST, epochs: int, device: torch.device) -> list[float]:
+def engine_epochs(name: str, kw: dict, data: MNIST, epochs: int, device: torch.device, *,
+                  graphs: bool = False) -> list[float]:
     torch.manual_seed(0)
     model = build(name, config_for(name, epochs=epochs + 1, batch_size=128, patience=0, **kw))
     data = model.prepare_data(data)  # M2: the labeled subset
     with tempfile.TemporaryDirectory() as tmp:
-        fit(model.to(device), data, Path(tmp), device=device, quiet=True)
+        fit(model.to(device), data, Path(tmp), device=device, quiet=True, graphs=graphs)
         return [m["train_seconds"] for m in read_metrics(Path(tmp))[1:]]
+
+
+def steps_column(name: str, kw: dict, device: torch.device, graphs: bool) -> str:
+    """How the engine runs this row's steps (genae.train.steps.step_mode)."""
+    mode = step_mode(device, build(name, config_for(name, **kw)), graphs=graphs, world=1)
+    return mode if mode == "graph" or not graphs else "eager (unsafe)"
 
 
 def step_flops(name: str, kw: dict, data: MNIST) -> float:
@@ -165,6 +176,8 @@ def main() -> None:
                         help="rows to run (default: all)")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"],
                         help="where the engine rows train (bare-loop and plain-loop: CPU only)")
+    parser.add_argument("--graphs", default="both", choices=["both", "on", "off"],
+                        help="on CUDA: each engine row eager (off), replayed from CUDA graphs (on), or both")
     args = parser.parse_args()
     try:
         device = resolve_device(args.device)
@@ -182,23 +195,31 @@ def main() -> None:
              f"{'yes' if slow_bf16_warning(device) else 'no'})")
     print(f"machine: {where}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"batch 128, median of {args.epochs} epochs after a warm-up\n")
-    print(f"| {'model':16s} | {'parameters':>10s} | {'images':>6s} | {'s / epoch (median)':>18s} | {'min':>5s} | "
-          f"{'max':>5s} | {'images / s':>10s} | {'GFLOP / epoch':>13s} | {'GFLOP/s':>7s} |")
-    print(f"|{'-' * 18}|{'-' * 12}|{'-' * 8}|{'-' * 20}|{'-' * 7}|{'-' * 7}|{'-' * 12}|{'-' * 15}|{'-' * 9}|")
+    print(f"| {'model':16s} | {'steps':14s} | {'parameters':>10s} | {'images':>6s} | {'s / epoch (median)':>18s} | "
+          f"{'min':>5s} | {'max':>5s} | {'images / s':>10s} | {'GFLOP / epoch':>13s} | {'GFLOP/s':>7s} |")
+    print(f"|{'-' * 18}|{'-' * 16}|{'-' * 12}|{'-' * 8}|{'-' * 20}|{'-' * 7}|{'-' * 7}|{'-' * 12}|{'-' * 15}|{'-' * 9}|")
+    graph_modes = {"both": [False, True], "on": [True], "off": [False]}[args.graphs] if device.type == "cuda" else [False]
     for row in args.models:
         if row in ("plain-loop", "bare-loop"):
             n = 60_000
+            kw = dict(dim_z=20, n_hidden=400, n_layers=1)
+            params = sum(p.numel() for p in build("vae", VAEConfig(**kw)).parameters())
+            flops = step_flops("vae", kw, datasets[n]) * -(-n // 128)
             times = (plain_loop_epochs if row == "plain-loop" else bare_loop_epochs)(datasets[n], args.epochs)
-            params = sum(p.numel() for p in build("vae", VAEConfig(n_hidden=400, n_layers=1)).parameters())
-            flops = step_flops("vae", dict(dim_z=20, n_hidden=400, n_layers=1), datasets[n]) * -(-n // 128)
-        else:
-            name, kw, n = ROWS[row]
-            times = engine_epochs(name, kw, datasets[n], args.epochs, device)
-            params = sum(p.numel() for p in build(name, config_for(name, **kw)).parameters() if p.requires_grad)
-            flops = step_flops(name, kw, datasets[n]) * -(-n // 128)
-        med = statistics.median(times)
-        print(f"| {row:16s} | {params:>10,d} | {n:>6,d} | {med:>18.2f} | {min(times):>5.2f} | {max(times):>5.2f} | "
-              f"{n / med:>10,.0f} | {flops / 1e9:>13,.0f} | {flops / 1e9 / med:>7,.0f} |", flush=True)
+            print_row(row, "eager", params, n, times, flops)
+            continue
+        name, kw, n = ROWS[row]
+        params = sum(p.numel() for p in build(name, config_for(name, **kw)).parameters() if p.requires_grad)
+        flops = step_flops(name, kw, datasets[n]) * -(-n // 128)
+        for graphs in graph_modes:
+            times = engine_epochs(name, kw, datasets[n], args.epochs, device, graphs=graphs)
+            print_row(row, steps_column(name, kw, device, graphs), params, n, times, flops)
+
+
+def print_row(row: str, steps: str, params: int, n: int, times: list[float], flops: float) -> None:
+    med = statistics.median(times)
+    print(f"| {row:16s} | {steps:14s} | {params:>10,d} | {n:>6,d} | {med:>18.3f} | {min(times):>5.2f} | "
+          f"{max(times):>5.2f} | {n / med:>10,.0f} | {flops / 1e9:>13,.0f} | {flops / 1e9 / med:>7,.0f} |", flush=True)
 
 
 if __name__ == "__main__":

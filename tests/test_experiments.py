@@ -14,10 +14,10 @@ from fakes import write_npz
 from genae.data import DataSource
 from genae.experiments import RECIPES
 from genae.experiments.cvae_vs_vae import PairOptions, denoising_scores
-from genae.options import Compute
+from genae.options import TrainCompute
 from genae.plots.manifold import latent_grid
 
-SMALL = dict(n_samples=200, n_img_x=4, n_img_y=3, compute=Compute(device="cpu", quiet=True))
+SMALL = dict(n_samples=200, n_img_x=4, n_img_y=3, compute=TrainCompute(device="cpu", quiet=True))
 SMALL_VAE = dict(epochs=2, n_hidden=32)
 
 

@@ -11,7 +11,7 @@ from genae.data import DataSource
 from genae.experiments import RECIPES
 from genae.experiments.aae import AAEOptions, AAESemiOptions, aae, aae_semisupervised
 from genae.models.aae import AAEConfig
-from genae.options import Compute
+from genae.options import TrainCompute
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def root(tmp_path_factory):
     data = tmp_path_factory.mktemp("mnist")
     write_npz(data / "mnist.npz")
     return dict(out=tmp_path_factory.mktemp("recipes"), data=DataSource(data_dir=str(data), limit=300),
-                compute=Compute(device="cpu", quiet=True))
+                compute=TrainCompute(device="cpu", quiet=True))
 
 
 def with_aae(opts, **changes):

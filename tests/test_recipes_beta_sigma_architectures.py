@@ -12,7 +12,7 @@ from fakes import write_npz
 from genae.data import DataSource
 from genae.experiments.architectures import ArchitectureOptions, architectures
 from genae.experiments.beta_sigma import DIVERGED_FILE, BetaOptions, SigmaOptions, beta, sigma
-from genae.options import Compute
+from genae.options import TrainCompute
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def root(tmp_path_factory):
 
 def common(root):
     out, data_dir = root
-    return dict(out=out, data=DataSource(data_dir=data_dir, limit=300), compute=Compute(device="cpu", quiet=True))
+    return dict(out=out, data=DataSource(data_dir=data_dir, limit=300), compute=TrainCompute(device="cpu", quiet=True))
 
 
 def options(cls, root, vae=None, **kw):

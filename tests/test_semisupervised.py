@@ -19,7 +19,7 @@ from genae.models.base import Batch
 from genae.models.semisupervised import M2, M2Config
 from genae.models.vae import VAEConfig
 from genae.nets import build_networks
-from genae.options import Compute
+from genae.options import TrainCompute
 from genae.rundir import build_model
 from genae.rundir import load_model as load
 from genae.train.trainer import train_model
@@ -250,7 +250,7 @@ def test_semisupervised_recipe_tables_every_model_over_seeds(tmp_path, fake_data
                                seeds=(0, 1), m1=dataclasses.replace(defaults.m1, epochs=1),
                                m2=dataclasses.replace(defaults.m2, epochs=1, lr_decay_epochs=0),
                                m1m2=dataclasses.replace(defaults.m1m2, epochs=1),
-                               compute=Compute(device="cpu", quiet=True))
+                               compute=TrainCompute(device="cpu", quiet=True))
     result = semisupervised(opts)
     assert {k.rsplit("-seed", 1)[0] for k in result.numbers} == {"m1-n20", "m2-n20", "m1+m2-n20"}
     for key, row in result.numbers.items():

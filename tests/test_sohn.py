@@ -16,7 +16,7 @@ from genae.experiments import RECIPES
 from genae.experiments.quadrants import QuadrantOptions
 from genae.models.registry import build
 from genae.models.sohn import SohnConfig, SohnCVAEConfig, masks
-from genae.options import Compute
+from genae.options import TrainCompute
 from genae.rundir import load_model
 from genae.train.engine import fit
 from genae.train.trainer import train_model
@@ -138,7 +138,7 @@ def test_recipe_writes_the_table_and_a_figure_per_setting(tmp_path):
                                baseline=dataclasses.replace(defaults.baseline, epochs=1, n_hidden=24),
                                cvae=dataclasses.replace(defaults.cvae, epochs=1, n_hidden=24, dim_z=4), iw_samples=10,
                                n_digits=3, n_completions=2, data=DataSource(data_dir=str(data), limit=300),
-                               compute=Compute(device="cpu", quiet=True))
+                               compute=TrainCompute(device="cpu", quiet=True))
     result = RECIPES["quadrants"].run(opts)
     saved = json.loads((result.report.parent / "results.json").read_text())
     assert saved["figures"] == ["figures/quadrants_1.png", "figures/quadrants_3.png"]

@@ -31,10 +31,11 @@ from genae.data import DataSource
 from genae.errors import UserError
 from genae.models.config import MAX_SEED
 from genae.models.registry import MODELS
-from genae.options import Compute, cli_view
+from genae.options import Compute, TrainCompute, cli_view
 from genae.runtime import configure_process
 
 Common = tyro.conf.OmitArgPrefixes[Compute]
+TrainCommon = tyro.conf.OmitArgPrefixes[TrainCompute]
 Data = tyro.conf.OmitArgPrefixes[DataSource]
 
 
@@ -48,7 +49,7 @@ class RunOptions:
     """Start over in an --out that holds a run: its files (weights, metrics, eval, figures) are deleted first."""
     dry_run: bool = False
     """Print the parameter counts of this model's layers and of every --arch, then exit (no training)."""
-    compute: Common = field(default_factory=Compute)
+    compute: TrainCommon = field(default_factory=TrainCompute)
     data: Data = field(default_factory=DataSource)
 
 
@@ -85,10 +86,12 @@ def train_command(model) -> None:
         given = {k: getattr(model, k) for k in typed & config_fields}
         given |= {k: getattr(model.data, k) for k in typed & {"data_dir", "limit"}}
         out, history = train_model(name, config, model.resume, resume=True, given=given,
-                                   device=model.compute.device, quiet=model.compute.quiet)
+                                   device=model.compute.device, quiet=model.compute.quiet,
+                                   graphs=model.compute.graphs)
     else:
         out, history = train_model(name, config, model.out, data=model.data, force=model.force,
-                                   device=model.compute.device, quiet=model.compute.quiet)
+                                   device=model.compute.device, quiet=model.compute.quiet,
+                                   graphs=model.compute.graphs)
     last = history[-1] if history else {}
     print(f"{name}: {len(history)} epochs in {out} (validation loss {last.get('valid', {}).get('loss', float('nan')):.3f})")
 
@@ -305,14 +308,14 @@ class Demo:
     """Epochs per model."""
     iw_samples: int = 100
     """Importance samples per test image for the NLL."""
-    compute: Common = field(default_factory=Compute)
+    compute: TrainCommon = field(default_factory=TrainCompute)
     data: Data = field(default_factory=DataSource)
 
     def __call__(self) -> None:
         from genae.demo import run_demo
 
         report = run_demo(self.out, epochs=self.epochs, iw_samples=self.iw_samples, data=self.data,
-                          device=self.compute.device, quiet=self.compute.quiet)
+                          device=self.compute.device, quiet=self.compute.quiet, graphs=self.compute.graphs)
         print(f"report: {report}\nfigures: {report.parent / 'figures'}")
 
 
@@ -375,7 +378,7 @@ class Reproduce:
     """auto: use the cached reference judge, training it first only for --full; train: retrain it first."""
     seed: int = 0
     """Seed of every recipe."""
-    compute: Common = field(default_factory=Compute)
+    compute: TrainCommon = field(default_factory=TrainCompute)
     data: Data = field(default_factory=DataSource)
 
     def __call__(self) -> None:
@@ -389,7 +392,8 @@ class Reproduce:
         try:
             report = reproduce(out, mode, only=list(self.only) or None, force=self.force, judge=self.judge,
                                seed=self.seed, data_dir=self.data.data_dir, limit=self.data.limit,
-                               device=self.compute.device, quiet=self.compute.quiet, report_only=self.report_only)
+                               device=self.compute.device, quiet=self.compute.quiet, graphs=self.compute.graphs,
+                               report_only=self.report_only)
         except StepsFailed as err:
             print(f"genae: {err}", file=sys.stderr)
             sys.exit(1)
@@ -414,7 +418,7 @@ class JudgeCommand(_judge_config()):
     """train: (re)train the judge; show: print the cached judge's record."""
     out: Optional[Path] = None
     """Where the judge lives (default: $GENAE_DATA/judge, i.e. ~/.cache/genae/judge)."""
-    compute: Common = field(default_factory=Compute)
+    compute: TrainCommon = field(default_factory=TrainCompute)
     data: Data = field(default_factory=DataSource)
 
     def __call__(self) -> None:
@@ -426,7 +430,7 @@ class JudgeCommand(_judge_config()):
             names = {f.name for f in dataclasses.fields(JudgeConfig)}
             config = JudgeConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
             record = train_judge(config, self.out, data=self.data, device=self.compute.device,
-                                 quiet=self.compute.quiet)
+                                 quiet=self.compute.quiet, graphs=self.compute.graphs)
         else:
             record = load_judge(self.out).record
         print(json.dumps(record, indent=2))

@@ -25,7 +25,7 @@ MODELS = ("cvae", "vae")
 
 
 def run_demo(out: Path, *, epochs: int = 5, iw_samples: int = 100, data: DataSource | None = None,
-             device: str = "auto", quiet: bool = False) -> Path:
+             device: str = "auto", quiet: bool = False, graphs: bool = True) -> Path:
     out = Path(out)
     data = data if data is not None else DataSource()
     dev = str(resolve_device(device))
@@ -38,7 +38,8 @@ def run_demo(out: Path, *, epochs: int = 5, iw_samples: int = 100, data: DataSou
             print(f"{run_dir}: resuming the existing run", flush=True)
         start = time.perf_counter()
         if not (resume and is_finished(run_dir)):
-            train_model(name, config, run_dir, data=data, resume=resume, force=not resume, device=dev, quiet=quiet)
+            train_model(name, config, run_dir, data=data, resume=resume, force=not resume, device=dev, quiet=quiet,
+                        graphs=graphs)
         wall = time.perf_counter() - start
         result = evaluate_run(run_dir, iw_samples=iw_samples, device=dev, progress=False)
         figures.reconstruction(run_dir, device=dev)

@@ -28,6 +28,13 @@ class Compute:
     """No progress bar and no per-epoch lines (the bar is off anyway when stderr is not a terminal)."""
 
 
+@dataclass
+class TrainCompute(Compute):
+    graphs: bool = True
+    """On a CUDA GPU, replay each training step from a CUDA graph where the model allows it
+    (genae.train.steps); --no-graphs runs every step eagerly. No effect on the CPU."""
+
+
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
     """Each field's docstring (the string right after its declaration), searched up the class's bases,

@@ -40,10 +40,19 @@ def hide_labels(split: Split, keep: torch.Tensor) -> Split:
 
 def with_labeled_draw(x: torch.Tensor, y: torch.Tensor, labeled: tuple[torch.Tensor, torch.Tensor],
                       n: int, every: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch (x, y) with n images drawn with replacement from the labeled subset appended: how
-    the semi-supervised models see their few labels. every > 1: only with probability 1/every
-    (decided by the global RNG, which the engine seeds per epoch, so a resumed run draws the same)."""
+    """The batch (x, y) with n images drawn with replacement from the labeled subset (on x's device)
+    appended: how the semi-supervised models see their few labels. The draw uses the global RNG of
+    x's device, which the engine seeds per epoch, so a resumed run draws the same. every > 1: only
+    with probability 1/every, decided on the host (a step that may or may not draw cannot be a
+    CUDA graph)."""
     if every > 1 and torch.rand(()).item() * every >= 1:
         return x, y
-    pick = torch.randint(len(labeled[1]), (n,))
-    return torch.cat([x, labeled[0][pick].to(x.device)]), torch.cat([y, labeled[1][pick].to(y.device)])
+    pick = torch.randint(len(labeled[1]), (n,), device=x.device)
+    return torch.cat([x, labeled[0].index_select(0, pick)]), torch.cat([y, labeled[1].index_select(0, pick)])
+
+
+def on_device(labeled: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The labeled subset (images, labels) on `device`: the same tensors when already there."""
+    if labeled[0].device == device:
+        return labeled
+    return labeled[0].to(device), labeled[1].to(device)

@@ -21,6 +21,9 @@ from genae.evaluate.likelihood import likelihood_bounds
 from genae.rundir import RunDir, load_model, read_record
 
 MAX_IW_SAMPLES = 100_000   # one image's K samples at once through the decoder: at most ~0.3 GB
+IW_ROWS = {"cpu": 5_000, "cuda": 200_000}
+"""Importance samples (image × sample rows) per pass through the networks, by device type: a GPU
+evaluates 200 images × K = 1000 at once (about 2 GB for 784-pixel outputs)."""
 MEANINGS = {
     "nll": "-log p(x) by importance sampling, IWAE bound with K={k}",
     "conditional_nll": "-log p(x|y) by importance sampling, IWAE bound with K={k}",
@@ -59,7 +62,8 @@ def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "t
     result = {"model": name, "split": split, "n_images": n}
     if caps.likelihood:
         progress = sys.stderr.isatty() if progress is None else progress
-        bounds = likelihood_bounds(model, batch, iw_samples, progress=progress)
+        bounds = likelihood_bounds(model, batch, iw_samples, progress=progress,
+                                   rows=IW_ROWS.get(torch.device(device).type, 5_000))
         result.update({"likelihood": likelihood_note(config.binarize), "iw_samples": iw_samples,
                        "elbo": bounds["elbo"].mean().item(), caps.likelihood: -bounds["iwae"].mean().item(),
                        "nll_meaning": MEANINGS[caps.likelihood].format(k=iw_samples)})

@@ -26,7 +26,7 @@ from genae.data.mnist import MNIST
 from genae.device import resolve_device
 from genae.files import write_json, write_text
 from genae.models.config import TrainConfig
-from genae.options import Compute, base_class, cli_view
+from genae.options import TrainCompute, base_class, cli_view
 from genae.rundir import read_metrics
 from genae.train.trainer import trained
 
@@ -40,7 +40,7 @@ class RecipeOptions:
     by every recipe with the same settings)."""
     seed: int = 0
     """Seeds training and every random choice in the figures: a rerun gives the same figure."""
-    compute: tyro.conf.OmitArgPrefixes[Compute] = field(default_factory=Compute)
+    compute: tyro.conf.OmitArgPrefixes[TrainCompute] = field(default_factory=TrainCompute)
     data: tyro.conf.OmitArgPrefixes[DataSource] = field(default_factory=DataSource)
 
 
@@ -81,7 +81,7 @@ def recipe_start(opts: RecipeOptions, recipe: str, title: str) -> tuple[str, "Re
 def train(opts: RecipeOptions, name: str, config: TrainConfig, *, tag: str = "") -> Path:
     """The recipe's run of `name` with `config`, trained if needed (genae.train.trainer.trained)."""
     return trained(opts.out, name, as_config(config), opts.data, tag=tag, device=str(resolve_device(opts.compute.device)),
-                   quiet=opts.compute.quiet)
+                   quiet=opts.compute.quiet, graphs=opts.compute.graphs)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from genae.train.trainer import train_model
 
 
 def train_judge(config: JudgeConfig | None = None, out: Path | None = None, *, data: DataSource | None = None,
-                device: str = "auto", quiet: bool = False) -> dict:
+                device: str = "auto", quiet: bool = False, graphs: bool = True) -> dict:
     """Train the judge into `out` (default: the cache), measure its test accuracy, record both."""
     out = Path(out) if out is not None else judge_dir()
     data = data if data is not None else DataSource()
@@ -27,7 +27,7 @@ def train_judge(config: JudgeConfig | None = None, out: Path | None = None, *, d
         raise UserError(f"{out} holds another model's run; choose another --out for the judge")
     config = config or JudgeConfig()
     dev = str(resolve_device(device))
-    run, history = train_model("judge", config, out, data=data, force=True, device=dev, quiet=quiet)
+    run, history = train_model("judge", config, out, data=data, force=True, device=dev, quiet=quiet, graphs=graphs)
     judge = load_model(run, dev)
     test = data.load().test
     record = {"sha256": sha256_of(run / MODEL_FILE), "test_accuracy": accuracy(judge, test.x.to(dev), test.y.to(dev)),

@@ -161,7 +161,7 @@ def _write_state(out: Path, state: dict) -> None:
 
 def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = None, force: bool = False,
               judge: Literal["auto", "train"] = "auto", seed: int = 0, data_dir: Optional[str] = None,
-              limit: Optional[int] = None, device: str = "auto", quiet: bool = False,
+              limit: Optional[int] = None, device: str = "auto", quiet: bool = False, graphs: bool = True,
               report_only: bool = False) -> Path:
     """Run the plan's steps (all, or `only`) into `out`, then write out/report/index.html."""
     from genae.experiments.html_report import write_report
@@ -179,9 +179,9 @@ def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = No
         state["cwd"] = str(Path.cwd())   # the paths recipes record are relative to it
     steps = [s for s in PLAN if not only or s.recipe in only]
     if not report_only:
-        _maybe_train_judge(judge, mode, data_dir, device, quiet)
+        _maybe_train_judge(judge, mode, data_dir, device, quiet, graphs)
         common = {"seed": seed, "data.data_dir": data_dir, "data.limit": limit, "compute.device": device,
-                  "compute.quiet": quiet}
+                  "compute.quiet": quiet, "compute.graphs": graphs}
         for i, step in enumerate(steps, 1):
             options = step_options(step, mode, out, common)
             record = state["steps"].get(step.recipe, {})
@@ -211,7 +211,7 @@ def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = No
     return report
 
 
-def _maybe_train_judge(judge: str, mode: Mode, data_dir, device: str, quiet: bool) -> None:
+def _maybe_train_judge(judge: str, mode: Mode, data_dir, device: str, quiet: bool, graphs: bool) -> None:
     """--judge train, or --full with no cached judge: train the reference judge first."""
     from genae.data import DataSource
     from genae.evaluate.judge import JUDGE_FILE, judge_dir
@@ -220,7 +220,7 @@ def _maybe_train_judge(judge: str, mode: Mode, data_dir, device: str, quiet: boo
     cached = (judge_dir() / JUDGE_FILE).is_file()
     if judge == "train" or (judge == "auto" and mode == "full" and not cached):
         _say(quiet, "judge: training the reference judge (genae judge train)")
-        train_judge(data=DataSource(data_dir=data_dir), device=device, quiet=quiet)
+        train_judge(data=DataSource(data_dir=data_dir), device=device, quiet=quiet, graphs=graphs)
     elif not cached:
         _say(quiet, "judge: none cached, so judge scores are left out (`genae judge train` adds them)")
 

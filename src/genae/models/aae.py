@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch.distributions import Independent, Normal
 
 from genae.data.mnist import MNIST
-from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
+from genae.data.subsets import balanced_subset, hide_labels, on_device, with_labeled_draw
 from genae.data.transforms import to_signed
 from genae.errors import UserError
 from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
@@ -214,6 +214,7 @@ class AAE(Model):
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """Training with hidden labels (semisupervised, --label-prior): a labeled draw joins every batch."""
         if self.training and self.labeled is not None:
+            self.labeled = on_device(self.labeled, x.device)
             x, y = with_labeled_draw(x, y, self.labeled, self.labeled_batch)
         return super().prepare(x, y, generator)
 
@@ -334,6 +335,10 @@ class AAE(Model):
             raise ValueError("the classification phase got a batch without labeled images")
         ce = F.cross_entropy(self.posterior(batch.x[known])[1], batch.y[known])
         return self.config.w_cls * ce, {"cross_entropy": ce.detach()}
+
+    @property
+    def graph_safe(self) -> bool:
+        return not self.semi   # the classification phase picks the batch's labeled images by value
 
     def phases(self) -> list[Phase]:
         betas = (self.config.adam_beta1, 0.999)

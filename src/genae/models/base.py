@@ -9,7 +9,12 @@ Every model
   - reports `validation_metrics(batch)` (must include 'loss', lower is better; it picks the best
     epoch) and `test_metrics(batch)` (its own test quantities, e.g. M2's error; {} by default);
   - may reshape the data before training (`prepare_data`: hide labels) and take weights from
-    other runs when training starts (`initialize`).
+    other runs when training starts (`initialize`);
+  - declares whether its training step is `graph_safe`: for a batch of fixed size, `prepare` and
+    every phase run with fixed shapes, never wait on the device (no .item(), no nonzero, no
+    boolean-mask indexing, no branch on a tensor's value) and draw randomness only on the batch's
+    device, so that the engine may capture the step once as a CUDA graph and replay it
+    (genae.train.steps; tests/test_graph_steps.py checks each declaration on the meta device).
 
 What only some models do is declared by `capabilities` (a `Capabilities`); callers ask it and
 never probe for attributes. The methods behind a capability take images in [0, 1]
@@ -153,6 +158,11 @@ class Model(nn.Module):
 
     def phases(self) -> list[Phase]:
         raise NotImplementedError
+
+    @property
+    def graph_safe(self) -> bool:
+        """The training step may be captured as a CUDA graph (see the module docstring)."""
+        return False
 
     def validation_metrics(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-batch means on held-out data; must include 'loss' (lower is better)."""

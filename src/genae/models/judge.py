@@ -85,6 +85,10 @@ class Judge(Model):
         error = (logits.argmax(1) != batch.y).float().mean()
         return loss, {"loss": loss.detach(), "error": error}
 
+    @property
+    def graph_safe(self) -> bool:
+        return True
+
     def phases(self):
         return [Phase("classify", adam(self.parameters(), lr=self.config.lr), self.loss)]
 

@@ -52,6 +52,13 @@ class GaussianMixturePrior:
         self.dim, self.radius = dim, radius
         self.stds = torch.tensor([radial_std] + [tangential_std] * (dim - 1))
         self.angles = 2 * math.pi * torch.arange(N_COMPONENTS) / N_COMPONENTS
+        self._device_copies: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(angles, stds) on `device`, copied there once: a training step copies nothing from the host."""
+        if device not in self._device_copies:
+            self._device_copies[device] = (self.angles.to(device), self.stds.to(device))
+        return self._device_copies[device]
 
     def means(self) -> torch.Tensor:
         """N_COMPONENTS×dim component means."""
@@ -61,7 +68,8 @@ class GaussianMixturePrior:
 
     def _rotate(self, e: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Rotate the first two coordinates of each row of e by θ_k."""
-        c, s = self.angles.to(e.device)[k].cos(), self.angles.to(e.device)[k].sin()
+        angles = self._on(e.device)[0][k]
+        c, s = angles.cos(), angles.sin()
         out = e.clone()
         out[:, 0], out[:, 1] = c * e[:, 0] - s * e[:, 1], s * e[:, 0] + c * e[:, 1]
         return out
@@ -69,7 +77,7 @@ class GaussianMixturePrior:
     def sample(self, labels: torch.Tensor) -> torch.Tensor:
         """One code per label: from component `label`, or from a uniformly chosen one where label < 0."""
         k = torch.where(labels >= 0, labels, torch.randint(N_COMPONENTS, labels.shape, device=labels.device))
-        e = torch.randn(len(k), self.dim, device=labels.device) * self.stds.to(labels.device)
+        e = torch.randn(len(k), self.dim, device=labels.device) * self._on(labels.device)[1]
         e[:, 0] += self.radius
         return self._rotate(e, k)
 

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch.distributions import kl_divergence
 
 from genae.data.mnist import MNIST
-from genae.data.subsets import balanced_subset, hide_labels, with_labeled_draw
+from genae.data.subsets import balanced_subset, hide_labels, on_device, with_labeled_draw
 from genae.errors import UserError
 from genae.models.base import N_CLASSES, Batch, Capabilities, LoadRun, Model, Phase, adam, one_hot, sample_labels
 from genae.models.config import (
@@ -181,6 +181,7 @@ class M2(Model):
         """In training, a labeled draw joins the batch (with probability 1/--labeled-every); with M1,
         images become z1 ~ q(z1 | x) (its mean outside training)."""
         if self.training and self.labeled is not None:
+            self.labeled = on_device(self.labeled, x.device)
             x, y = with_labeled_draw(x, y, self.labeled, self.config.labeled_batch, self.config.labeled_every)
         if self.m1 is None:
             return super().prepare(x, y, generator)
@@ -260,6 +261,10 @@ class M2(Model):
         loss = bound_u + self.labeled_weight * bound_l + self.classification_weight * self.alpha * ce
         return loss, {"loss": loss.detach(), "labeled_bound": bound_l.detach(), "unlabeled_bound": bound_u.detach(),
                       "classification": ce.detach()}
+
+    @property
+    def graph_safe(self) -> bool:
+        return False   # the loss splits the batch into labeled and unlabeled images by value (nonzero)
 
     def phases(self) -> list[Phase]:
         params = [p for p in self.parameters() if p.requires_grad]

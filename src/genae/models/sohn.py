@@ -105,6 +105,10 @@ class _Quadrants(Model):
         """The model's input: the given quadrants of images x, UNKNOWN elsewhere."""
         return torch.where(self.given_mask.bool(), x, torch.full_like(x, UNKNOWN))
 
+    @property
+    def graph_safe(self) -> bool:
+        return True
+
     def prepare(self, x, y, generator=None) -> Batch:
         full = super().prepare(x, y, generator).x
         return Batch(x=self.hide(full), y=y, target=full)

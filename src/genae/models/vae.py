@@ -120,6 +120,10 @@ class VAE(Model):
         loss = rec + self.config.beta * kl
         return loss, {"loss": loss.detach(), "rec": rec.detach(), "kl": kl.detach()}
 
+    @property
+    def graph_safe(self) -> bool:
+        return True
+
     def phases(self) -> list[Phase]:
         return [Phase("vae", adam(self.parameters(), lr=self.config.lr), self.loss)]
 

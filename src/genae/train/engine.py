@@ -31,8 +31,9 @@ from genae.models.base import Model, Phase
 from genae.models.config import check_config
 from genae.rundir import RunDir, load_checkpoint, load_weights, save_checkpoint
 from genae.train import distributed
+from genae.train.steps import StepRunner, step_mode
 
-EVAL_BATCH = 1000
+EVAL_BATCH = {"cpu": 1000, "cuda": 10_000}   # validation images per forward pass, by device type
 CHECK_EVERY = 20  # steps between finiteness checks and progress-bar updates
 
 
@@ -75,7 +76,7 @@ def _evaluate(model, split: Split, device: torch.device, *, rank: int, world: in
     generator = torch.Generator(device=device).manual_seed(VALIDATION_SEED)
     share = torch.arange(len(split)).tensor_split(world)[rank]
     sums: dict[str, torch.Tensor] = {}
-    for idx in share.split(EVAL_BATCH):
+    for idx in share.split(EVAL_BATCH.get(device.type, 1000)):
         x, y = split.x[idx].to(device), split.y[idx].to(device)
         for key, value in model.validation_metrics(model.prepare(x, y, generator)).items():
             sums[key] = sums.get(key, 0) + value.detach().double() * len(idx)
@@ -87,8 +88,9 @@ def _evaluate(model, split: Split, device: torch.device, *, rank: int, world: in
 
 
 def fit(model: Model, data: MNIST, run: RunDir | Path, *, device: torch.device, resume: bool = False,
-        quiet: bool = False) -> list[dict]:
-    """Train `model` (already on `device`) per its config into `run`; returns the metrics of every epoch."""
+        quiet: bool = False, graphs: bool = True) -> list[dict]:
+    """Train `model` (already on `device`) per its config into `run`; returns the metrics of every epoch.
+    graphs: replay the steps from CUDA graphs where genae.train.steps.step_mode allows (a CUDA GPU)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
     config = model.config
     check_config(config)
@@ -119,8 +121,13 @@ def fit(model: Model, data: MNIST, run: RunDir | Path, *, device: torch.device, 
         if not 1 <= phase.every <= steps * config.epochs:
             raise UserError(f"phase '{phase.name}' runs every {phase.every} steps, but training has "
                              f"{steps * config.epochs} ({config.epochs} epochs of {steps}): it would never run")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    if config.precision == "bf16" and rank == 0 and (warning := slow_bf16_warning(device)):
+    mode = step_mode(device, model, graphs=graphs, world=world)
+    bf16 = config.precision == "bf16"
+    runner = StepRunner(model, phases, train_x, train_y, batch_size=config.batch_size, mode=mode, world=world,
+                        # autocast's cache of cast weights would outlive a graph's capture: off there
+                        autocast=lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16,
+                                                        cache_enabled=mode == "eager"))
+    if bf16 and rank == 0 and (warning := slow_bf16_warning(device)):
         print(f"warning: {warning}", file=sys.stderr)
     model.train()
     while state["epoch"] < config.epochs and not state["stopped"]:
@@ -128,42 +135,29 @@ def fit(model: Model, data: MNIST, run: RunDir | Path, *, device: torch.device, 
         torch.manual_seed(epoch_seed(config.seed, epoch, rank))
         order = torch.Generator().manual_seed(epoch_seed(config.seed, epoch, -1))
         set_learning_rate(optimizers, config, epoch)
-        sums: dict[str, torch.Tensor | None] = {p.name: None for p in phases}
-        keys: dict[str, list[str]] = {}
+        runner.start_epoch()
         phase_counted = {p.name: 0 for p in phases}
         start = time.perf_counter()
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False,
                    disable=not _show_progress(quiet, rank))
-        for step, idx in enumerate(epoch_batches(n_train, config.batch_size, generator=order,
-                                                 rank=rank, world_size=world), start=1):
-            idx = idx.to(device)
-            batch = model.prepare(train_x[idx], train_y[idx])
+        for step, idx in enumerate(epoch_batches(n_train, config.batch_size, generator=order, rank=rank,
+                                                 world_size=world, device=device), start=1):
             weight = len(idx) / min(config.batch_size, n_train - (step - 1) * config.batch_size)
-            for phase in phases:
-                if ((epoch - 1) * steps + step) % phase.every:
-                    continue
+            active = [phase for phase in phases if ((epoch - 1) * steps + step) % phase.every == 0]
+            runner.run(idx, active, weight)
+            for phase in active:
                 phase_counted[phase.name] += len(idx)
-                phase.optimizer.zero_grad(set_to_none=True)
-                with autocast:
-                    loss, parts = phase.loss(batch)
-                loss.backward()
-                if world > 1:
-                    distributed.average_gradients(phase.parameters, weight)
-                phase.optimizer.step()
-                # one stacked add per phase and step: the engine's own cost stays small
-                values = torch.stack(list(parts.values())).detach().double() * len(idx)
-                sums[phase.name] = values if sums[phase.name] is None else sums[phase.name] + values
-                keys[phase.name] = list(parts)
             bar.update()
             if step % CHECK_EVERY == 0 or step == steps:
-                parts_so_far = _named(sums, keys)
+                parts_so_far = _named(runner.sums, runner.keys)
                 _check_finite(parts_so_far, epoch, step, ckpt)
                 if not bar.disable:
                     bar.set_postfix({k: f"{v.item() / max(phase_counted[phases[0].name], 1):.2f}"
-                                    for k, v in parts_so_far[phases[0].name].items()})
+                                    for k, v in parts_so_far.get(phases[0].name, {}).items()})
         bar.close()
         train_seconds = time.perf_counter() - start
-        train_means = {name: _global_means(acc, phase_counted[name]) for name, acc in _named(sums, keys).items()}
+        train_means = {name: _global_means(acc, phase_counted[name]) if phase_counted[name] else {}
+                       for name, acc in _named(runner.sums, runner.keys, phases).items()}
         valid = evaluate(model, data.valid, device, rank=rank, world=world)
         if not math.isfinite(valid["loss"]):
             raise TrainingDiverged(f"{run.path}: the validation loss is {valid['loss']} after epoch {epoch}; "
@@ -189,6 +183,7 @@ def fit(model: Model, data: MNIST, run: RunDir | Path, *, device: torch.device, 
                 main = {k: round(v, 2) for k, v in train_means[phases[0].name].items()}
                 print(f"epoch {epoch}: train {main} | valid loss {valid['loss']:.2f} "
                       f"| {train_seconds:.1f}s{' | best' if improved else ''}", file=sys.stderr)
+    runner.finish()
     if state["stopped"] and rank == 0 and not quiet:
         print(f"early stop: no better validation loss for {config.patience} epochs "
               f"(best epoch {state['best_epoch']})", file=sys.stderr)
@@ -212,8 +207,11 @@ def set_learning_rate(optimizers: dict[str, torch.optim.Optimizer], config, epoc
             group["lr"] = rate
 
 
-def _named(sums: dict[str, torch.Tensor | None], keys: dict[str, list[str]]) -> dict[str, dict[str, torch.Tensor]]:
-    return {name: {} if acc is None else dict(zip(keys[name], acc)) for name, acc in sums.items()}
+def _named(sums: dict[str, torch.Tensor], keys: dict[str, list[str]],
+           phases: list[Phase] | None = None) -> dict[str, dict[str, torch.Tensor]]:
+    """{phase: {part: running sum}}; with `phases`, every phase, {} for one that has not run yet."""
+    names = [p.name for p in phases] if phases is not None else list(sums)
+    return {name: dict(zip(keys[name], sums[name])) if name in sums else {} for name in names}
 
 
 def _global_means(acc: dict[str, torch.Tensor], counted: int) -> dict[str, float]:

@@ -39,7 +39,8 @@ from genae.train.engine import fit
 
 def train_model(name: str, config: TrainConfig | None, out: str | Path | None = None, *,
                 data: DataSource | None = None, resume: bool = False, force: bool = False,
-                given: dict | None = None, device: str = "auto", quiet: bool = False) -> tuple[Path, list[dict]]:
+                given: dict | None = None, device: str = "auto", quiet: bool = False,
+                graphs: bool = True) -> tuple[Path, list[dict]]:
     """Train `name` with `config` on `data` into `out`, which this process owns while it trains
     (genae.rundir.owned).
 
@@ -74,7 +75,7 @@ def train_model(name: str, config: TrainConfig | None, out: str | Path | None = 
                 run.clear()
         model = model.to(dev)
         try:
-            history = fit(model, mnist, run, device=dev, resume=resume, quiet=quiet)
+            history = fit(model, mnist, run, device=dev, resume=resume, quiet=quiet, graphs=graphs)
         except KeyboardInterrupt:
             if not run.checkpoint.is_file():
                 raise Interrupted(f"{out}: interrupted before its first epoch ended (nothing to continue); start "
@@ -97,7 +98,7 @@ def _owning(out: Path):
 
 
 def trained(root: str | Path, name: str, config: TrainConfig, data: DataSource, *, tag: str = "",
-            device: str = "auto", quiet: bool = False) -> Path:
+            device: str = "auto", quiet: bool = False, graphs: bool = True) -> Path:
     """The run of `name` with `config` under `root` (genae.rundir.run_dir_for): reused if finished,
     resumed if killed, else trained — from a shorter finished run of the same config when there is one."""
     out = run_dir_for(root, name, config, data, tag)
@@ -113,7 +114,8 @@ def trained(root: str | Path, name: str, config: TrainConfig, data: DataSource, 
             resume = True
         _say(quiet, f"{name}: {'resuming' if resume else 'training'} {out} ({config.epochs} epochs)")
         # a run killed before its first checkpoint has nothing to keep: force starts it over
-        train_model(name, config, out, data=data, resume=resume, force=True, device=device, quiet=quiet)
+        train_model(name, config, out, data=data, resume=resume, force=True, device=device, quiet=quiet,
+                    graphs=graphs)
     return out
 
 

@@ -1,0 +1,156 @@
+"""How the engine runs one training step: eagerly, or replayed from a CUDA graph.
+
+A step is, for one batch of training images given by its indices: the model's `prepare`, then
+each active phase in order (zero grads, loss, backward, [average gradients across processes],
+optimizer step), then the phases' logged parts added, each times the batch size, to the epoch's
+running sums. The images stay on the device; a step reads them by index.
+
+Three modes (`step_mode`):
+  eager   every step as written, any shapes: the CPU, data-parallel runs, models whose step is not
+          `graph_safe`, and --no-graphs.
+  graph   one CUDA GPU, a graph-safe model: the step is captured once as a CUDA graph per set of
+          active phases (a phase with `every` > 1 makes two sets) and replayed for every full batch,
+          its indices copied into a fixed index buffer first. A set of phases is captured after it
+          has run eagerly WARMUP times (lazy state: Adam's moments, cuBLAS workspaces); those steps
+          run on a side stream, as PyTorch's CUDA-graph notes ask. The fused Adam kernel takes the
+          learning rate as a constant, so a schedule that changes it recaptures at the next step.
+          The last, smaller batch of an epoch runs eagerly: no image is dropped or drawn twice, and
+          every step does exactly the work of the eager mode.
+  static  the graph mode's bookkeeping without capture (each "replay" calls the step): how the
+          tests check on the CPU that the graph mode schedules and sums exactly as eager does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+
+from genae.models.base import Model, Phase
+from genae.train import distributed
+
+WARMUP = 3
+
+
+def step_mode(device: torch.device, model: Model, *, graphs: bool, world: int) -> str:
+    """'graph' where a CUDA graph may replay the step (see the module docstring), else 'eager'."""
+    if graphs and device.type == "cuda" and world == 1 and model.graph_safe:
+        return "graph"
+    return "eager"
+
+
+class StepRunner:
+    """Runs the training steps of one `fit` and keeps the epoch's running sums of logged parts."""
+
+    def __init__(self, model: Model, phases: list[Phase], train_x: torch.Tensor, train_y: torch.Tensor, *,
+                 batch_size: int, autocast: Callable[[], contextlib.AbstractContextManager], mode: str,
+                 world: int = 1):
+        if mode not in ("eager", "graph", "static"):
+            raise ValueError(f"unknown step mode {mode!r}")
+        self.model, self.phases, self.mode, self.world = model, phases, mode, world
+        self.train_x, self.train_y, self.batch_size = train_x, train_y, batch_size
+        self.autocast = autocast
+        self.sums: dict[str, torch.Tensor] = {}   # phase → its parts' running sums (float64)
+        self.keys: dict[str, list[str]] = {}      # phase → the names of those parts
+        self.graphs: dict[tuple[str, ...], object] = {}   # set of active phases → its graph (or True: static)
+        self.eager_runs: dict[tuple[str, ...], int] = {}
+        self.captured_rates: tuple[float, ...] | None = None
+        self.captures = 0
+        if mode != "eager":
+            self.index = torch.zeros(batch_size, dtype=torch.long, device=train_x.device)
+        if mode == "graph":
+            self.side = torch.cuda.Stream(train_x.device)
+
+    def start_epoch(self) -> None:
+        for acc in self.sums.values():
+            acc.zero_()
+
+    def run(self, idx: torch.Tensor, active: list[Phase], weight: float = 1.0) -> None:
+        """One step on the images `idx` (device indices) with the phases `active`; `weight`: this
+        process's share of the global batch (data-parallel gradient averaging)."""
+        key = tuple(p.name for p in active)
+        if self.mode == "eager" or len(idx) != self.batch_size:
+            self._body(idx, active, weight)
+            return
+        self._forget_if_rates_changed()
+        if key not in self.graphs and self.eager_runs.get(key, 0) < WARMUP:
+            self.eager_runs[key] = self.eager_runs.get(key, 0) + 1
+            self._warmup(idx, active)
+            return
+        self.index.copy_(idx)
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(active)
+            self.captures += 1
+        self._replay(self.graphs[key], active)
+
+    # ------------------------------------------------------------------ the step itself
+    def _body(self, idx: torch.Tensor, active: list[Phase], weight: float = 1.0) -> None:
+        n = len(idx)
+        batch = self.model.prepare(self.train_x.index_select(0, idx), self.train_y.index_select(0, idx))
+        for phase in active:
+            phase.optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                loss, parts = phase.loss(batch)
+            loss.backward()
+            if self.world > 1:
+                distributed.average_gradients(phase.parameters, weight)
+            phase.optimizer.step()
+            # one stacked add per phase and step: the engine's own cost stays small
+            values = torch.stack(list(parts.values())).detach().double() * n
+            if phase.name not in self.sums:
+                self.sums[phase.name] = torch.zeros_like(values)
+                self.keys[phase.name] = list(parts)
+            self.sums[phase.name].add_(values)
+
+    # ------------------------------------------------------------------ graphs
+    def _rates(self) -> tuple[float, ...]:
+        return tuple(float(g["lr"]) for p in self.phases for g in p.optimizer.param_groups)
+
+    def _forget_if_rates_changed(self) -> None:
+        rates = self._rates()
+        if rates != self.captured_rates:
+            self.graphs.clear()   # the learning rates are constants inside a captured Adam step
+            self.captured_rates = rates
+
+    def _warmup(self, idx: torch.Tensor, active: list[Phase]) -> None:
+        if self.mode != "graph":
+            self._body(idx, active)
+            return
+        self.side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.side):
+            self._body(idx, active)
+        torch.cuda.current_stream().wait_stream(self.side)
+
+    def _capture(self, active: list[Phase]):
+        missing = [p.name for p in active if p.name not in self.sums]
+        if missing:   # a sum first made inside a capture would be reset by every replay
+            raise RuntimeError(f"phases {missing} are captured before they ran eagerly")
+        if self.mode != "graph":
+            return True
+        groups = [group for phase in self.phases for group in phase.optimizer.param_groups]
+        for phase in self.phases:
+            phase.optimizer.zero_grad(set_to_none=True)   # gradients come from the graph's pool
+        graph = torch.cuda.CUDAGraph()
+        try:
+            for group in groups:
+                group["capturable"] = True   # checked only while capturing; fused Adam's state is on the device
+            with torch.cuda.graph(graph):   # a private memory pool per graph: they replay in any order
+                self._body(self.index, active)
+        finally:
+            for group in groups:
+                group["capturable"] = False
+        return graph
+
+    def finish(self) -> None:
+        """After training: let go of gradients that live in a graph's memory pool."""
+        if self.mode == "graph":
+            for phase in self.phases:
+                phase.optimizer.zero_grad(set_to_none=True)
+            self.graphs.clear()
+
+    def _replay(self, graph, active: list[Phase]) -> None:
+        if self.mode == "graph":
+            graph.replay()
+        else:
+            self._body(self.index, active)
