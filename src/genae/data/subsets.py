@@ -42,9 +42,9 @@ def with_labeled_draw(x: torch.Tensor, y: torch.Tensor, labeled: tuple[torch.Ten
                       n: int, every: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch (x, y) with n images drawn with replacement from the labeled subset (on x's device)
     appended: how the semi-supervised models see their few labels. The draw uses the global RNG of
-    x's device, which the engine seeds anew for each epoch, so a resumed run draws the same. every > 1: only
-    with probability 1/every, decided on the host (a step that may or may not draw cannot be a
-    CUDA graph)."""
+    x's device, which the engine seeds anew for each epoch, so a resumed run draws the same.
+    every > 1: only with probability 1/every, decided on the host (a step that may or may not draw
+    cannot be a CUDA graph)."""
     if every > 1 and torch.rand(()).item() * every >= 1:
         return x, y
     pick = torch.randint(len(labeled[1]), (n,), device=x.device)

@@ -63,7 +63,7 @@ def evaluate_run(run_dir: str | Path, *, iw_samples: int = 1000, split: str = "t
     if caps.likelihood:
         progress = sys.stderr.isatty() if progress is None else progress
         bounds = likelihood_bounds(model, batch, iw_samples, progress=progress,
-                                   rows=IW_ROWS.get(torch.device(device).type, 5_000))
+                                   rows=IW_ROWS.get(torch.device(device).type, IW_ROWS["cpu"]))
         result.update({"likelihood": likelihood_note(config.binarize), "iw_samples": iw_samples,
                        "elbo": bounds["elbo"].mean().item(), caps.likelihood: -bounds["iwae"].mean().item(),
                        "nll_meaning": MEANINGS[caps.likelihood].format(k=iw_samples)})

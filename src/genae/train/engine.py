@@ -76,7 +76,7 @@ def _evaluate(model, split: Split, device: torch.device, *, rank: int, world: in
     generator = torch.Generator(device=device).manual_seed(VALIDATION_SEED)
     share = torch.arange(len(split)).tensor_split(world)[rank]
     sums: dict[str, torch.Tensor] = {}
-    for idx in share.split(EVAL_BATCH.get(device.type, 1000)):
+    for idx in share.split(EVAL_BATCH.get(device.type, EVAL_BATCH["cpu"])):
         x, y = split.x[idx].to(device), split.y[idx].to(device)
         for key, value in model.validation_metrics(model.prepare(x, y, generator)).items():
             sums[key] = sums.get(key, 0) + value.detach().double() * len(idx)
