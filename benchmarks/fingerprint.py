@@ -27,7 +27,9 @@ RUNS = {   # name -> `genae train` arguments (the data options are added below)
     "cvae": ["cvae", "--dim-z", "10", "--binarize", "dynamic"],
     "m2": ["m2", "--n-labels", "100", "--n-layers", "2", "--beta", "3"],
     "aae": ["aae", "--prior", "gmm", "--label-prior", "--n-labels", "1000"],
+    "m2-every": ["m2", "--n-labels", "300", "--labeled-every", "3", "--labeled-weight", "share"],
     "aae-semi": ["aae", "--mode", "semisupervised", "--n-labels", "100", "--dim-z", "10"],
+    "aae-semi-every": ["aae", "--mode", "semisupervised", "--n-labels", "300", "--classify-every", "2"],
     "sohn-baseline": ["sohn-baseline", "--quadrants", "1"],
     "sohn-cvae": ["sohn-cvae", "--quadrants", "1", "--dim-z", "20"],
 }

@@ -37,11 +37,12 @@ stamp "1. speed"
 $py benchmarks/train_speed.py --device "$device" --epochs 3 --graphs both --models $speed_models | tee "$out/speed.md"
 
 stamp "2. agreement"
-# name=words: the graph-safe families, a recapture each epoch with bf16, the label-guided AAE's device
-# draws, and M2 (eager in both: unchanged by the flag)
+# name=words: every family, a recapture each epoch with bf16, the label-guided AAE's device draws,
+# and the semi-supervised models (a graph per planned count of labeled images; M2 drawing 1 step in 2)
 runs=("vae=vae" "vae-cosine-bf16=vae --lr-schedule cosine --precision bf16" "aae=aae"
       "aae-gmm-labels=aae --prior gmm --label-prior --n-labels 100" "sohn-baseline=sohn-baseline"
-      "judge=judge" "m2=m2 --n-labels 100")
+      "judge=judge" "m2=m2 --n-labels 100 --labeled-every 2"
+      "aae-semi=aae --mode semisupervised --n-labels 300 --dim-z 10")
 for flag in --no-graphs --graphs; do
     for run in "${runs[@]}"; do
         # shellcheck disable=SC2086

@@ -407,7 +407,7 @@ def test_sample_std_checks():
 def test_semisupervised_aae_trains_one_epoch_through_the_engine(tmp_path):
     model = tiny_aae(mode="semisupervised", n_labels=20, labeled_batch=8, batch_size=64, epochs=1)
     data = model.prepare_data(synthetic_mnist(256))
-    assert (data.train.y >= 0).sum().item() == 20 and len(model.labeled[1]) == 20
+    assert (data.train.y >= 0).sum().item() == 20 and len(model.labeled) == 20
     model.train()
     batch = model.prepare(data.train.x[:16], data.train.y[:16])
     assert len(batch) == 16 + 8 and (batch.y[16:] >= 0).all()  # a labeled draw joins every batch

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from unittest import mock
 
 import pytest
 import torch
@@ -69,13 +71,15 @@ def _fit(case: str, tmp_path, mode: str, monkeypatch, **changes):
     return {k: v.clone() for k, v in model.state_dict().items()}, read_metrics(tmp_path / mode), runners[0]
 
 
-@pytest.mark.parametrize("case, changes", [
-    ("vae", dict(epochs=3, batch_size=24, lr_schedule="cosine")),   # 200 = 8×24 + 8: a smaller last batch
-    ("aae-gmm-labels", dict(epochs=2, batch_size=32)),                # three phases, a labeled draw
-    ("aae-semi", dict(epochs=2, batch_size=50)),                      # four phases, one every 2nd step
-    ("sohn-cvae", dict(epochs=2, batch_size=64, precision="bf16")),
-], ids=["vae-cosine", "aae-gmm-labels", "aae-semi", "sohn-cvae-bf16"])
-def test_the_graph_schedule_trains_bit_for_bit_as_eager(case, changes, tmp_path, monkeypatch):
+@pytest.mark.parametrize("case, changes, graphs", [
+    ("vae", dict(epochs=3, batch_size=24, lr_schedule="cosine"), 3),   # 200 = 8×24 + 8: a smaller last batch
+    # a labeled draw and a varying number of labeled images per batch: a "graph" per count
+    ("aae-gmm-labels", dict(epochs=3, batch_size=32, n_labels=10), 2),   # three phases
+    ("aae-semi", dict(epochs=3, batch_size=25, n_labels=10), 2),         # four phases, one every 2nd step
+    ("m2", dict(epochs=3, batch_size=20, n_labels=10, labeled_batch=8, labeled_every=2), 2),   # draws or not
+    ("sohn-cvae", dict(epochs=2, batch_size=64, precision="bf16"), 1),
+], ids=["vae-cosine", "aae-gmm-labels", "aae-semi", "m2-every-2", "sohn-cvae-bf16"])
+def test_the_graph_schedule_trains_bit_for_bit_as_eager(case, changes, graphs, tmp_path, monkeypatch):
     eager_weights, eager_metrics, _ = _fit(case, tmp_path, "eager", monkeypatch, **changes)
     static_weights, static_metrics, runner = _fit(case, tmp_path, "static", monkeypatch, **changes)
     assert eager_weights.keys() == static_weights.keys()
@@ -83,7 +87,7 @@ def test_the_graph_schedule_trains_bit_for_bit_as_eager(case, changes, tmp_path,
         assert torch.equal(eager_weights[key], static_weights[key]), key
     for eager, static in zip(eager_metrics, static_metrics, strict=True):
         assert eager["train"] == static["train"] and eager["valid"] == static["valid"]
-    assert runner.captures >= 1   # the schedule did reach its "graphs"
+    assert runner.captures >= graphs   # the schedule did reach its "graphs"
 
 
 def test_a_changed_learning_rate_is_recaptured_and_the_last_batch_runs_eagerly(tmp_path, monkeypatch):
@@ -107,6 +111,22 @@ def test_a_changed_learning_rate_is_recaptured_and_the_last_batch_runs_eagerly(t
     assert runner.captures == 1
 
 
+def test_a_failed_capture_warns_and_the_run_goes_on_eagerly(tmp_path, monkeypatch, capsys):
+    def capture(self, active):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore detail")
+
+    eager_weights, eager_metrics, _ = _fit("m2", tmp_path, "eager", monkeypatch, epochs=2, batch_size=20)
+    monkeypatch.setattr(StepRunner, "_capture", capture)
+    weights, metrics, runner = _fit("m2", tmp_path, "static", monkeypatch, epochs=2, batch_size=20)
+    assert runner.mode == "eager" and runner.captures == 0
+    assert "operation not permitted when stream is capturing" in runner.failure
+    err = capsys.readouterr().err
+    assert err.count("warning: capturing the training step as a CUDA graph failed") == 1 and "--no-graphs" in err
+    # the step whose capture failed ran eagerly, with its plan made again: nothing lost or repeated
+    assert all(torch.equal(eager_weights[k], weights[k]) for k in eager_weights)
+    assert [m["train"] for m in metrics] == [m["train"] for m in eager_metrics]
+
+
 # ---------------------------------------------------------------------------------- declarations
 class HostWork(TorchDispatchMode):
     """Records each op that reads or makes a host tensor of more than one element, or a host scalar."""
@@ -127,30 +147,41 @@ class HostWork(TorchDispatchMode):
 
 def graph_problems(case: str, batch_size: int = 16) -> list[str]:
     """What would stop `case`'s training step from being captured: a second step (the first is the
-    engine's warm-up) on the meta device, under HostWork and with the host generator watched."""
+    engine's warm-up) on the meta device, under HostWork and with the host generator watched. The
+    step's plan (`plan_step`) is made on the host before, as the engine does, and is not watched."""
     model = _model(case)
     data = model.prepare_data(synthetic_mnist(200))
     phases = model.phases()
     model.to("meta").train()
     train_x, train_y = data.train.x.to("meta"), data.train.y.to("meta")
-    idx = torch.arange(batch_size, device="meta")
+    host_idx = torch.arange(batch_size)
+    idx = host_idx.to("meta")
 
-    def step():
-        batch = model.prepare(train_x.index_select(0, idx), train_y.index_select(0, idx))
-        for phase in phases:
-            loss, parts = phase.loss(batch)
-            loss.backward()
-            torch.stack(list(parts.values())).double()
+    def step(watch=None):
+        model.plan_step(host_idx)
+        host_rng = torch.get_rng_state()
+        with watch or contextlib.nullcontext():
+            batch = model.prepare(train_x.index_select(0, idx), train_y.index_select(0, idx))
+            for phase in phases:
+                loss, parts = phase.loss(batch)
+                loss.backward()
+                torch.stack(list(parts.values())).double()
+        return torch.equal(host_rng, torch.get_rng_state())
+
+    real_autocast = torch.autocast   # the meta device has no autocast of its own: the CPU's stands in
+
+    def autocast(device_type, *args, **kwargs):
+        return real_autocast("cpu" if device_type == "meta" else device_type, *args, **kwargs)
 
     try:
-        step()
-        host_rng = torch.get_rng_state()
-        with HostWork() as watch:
+        with mock.patch.object(torch, "autocast", autocast):
             step()
+            watch = HostWork()
+            rng_untouched = step(watch)
     except (NotImplementedError, RuntimeError) as err:   # what meta tensors raise for a value
         return [f"{type(err).__name__}: {str(err).splitlines()[0]}"]
     problems = watch.found
-    if not torch.equal(host_rng, torch.get_rng_state()):
+    if not rng_untouched:
         problems.append("the step draws from the host's random generator")
     return problems
 
@@ -175,13 +206,28 @@ def test_the_check_finds_a_host_value_and_a_host_draw(monkeypatch):
     assert "the step draws from the host's random generator" in graph_problems("vae")
 
 
+def test_the_check_finds_a_step_that_ignores_its_plan(monkeypatch):
+    # without the planned count of labeled images, M2 and the semi-supervised AAE would find them by value
+    from genae.models import aae, base, semisupervised
+
+    def unplanned(batch):
+        return base.labeled_positions(dataclasses.replace(batch, n_labeled=None))
+
+    monkeypatch.setattr(semisupervised, "labeled_positions", unplanned)
+    monkeypatch.setattr(aae, "labeled_positions", unplanned)
+    assert graph_problems("m2") and graph_problems("aae-semi")
+    assert graph_problems("aae-gmm-labels") == []   # its losses never split the batch
+
+
 def test_every_registered_model_is_covered():
     assert {name for name, _ in CASES.values()} == set(MODELS)
 
 
 # ---------------------------------------------------------------------------------- choice
 def test_graphs_only_on_cuda_for_one_process_and_a_safe_step():
-    safe, unsafe = _model("vae"), _model("m2")
+    from genae.models.base import Model
+
+    safe, unsafe = _model("vae"), Model(VAEConfig())   # the base class declares nothing safe
     cuda = torch.device("cuda", 0)
     assert step_mode(cuda, safe, graphs=True, world=1) == "graph"
     assert step_mode(cuda, safe, graphs=False, world=1) == "eager"     # --no-graphs

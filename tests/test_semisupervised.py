@@ -13,9 +13,9 @@ from torch.distributions import Independent
 
 from genae.data import DataSource, load_mnist
 from genae.data.mnist import Split
-from genae.data.subsets import UNLABELED, balanced_subset, hide_labels
+from genae.data.subsets import UNLABELED, LabeledSubset, balanced_subset, hide_labels
 from genae.evaluate import evaluate_run
-from genae.models.base import Batch
+from genae.models.base import Batch, labeled_positions
 from genae.models.semisupervised import M2, M2Config
 from genae.models.vae import VAEConfig
 from genae.nets import build_networks
@@ -47,6 +47,30 @@ def test_hide_labels_keeps_only_the_subset():
     hidden = hide_labels(split, torch.tensor([1, 4]))
     assert hidden.y.tolist() == [UNLABELED, 1, UNLABELED, UNLABELED, 5, UNLABELED]
     assert split.y.tolist() == [3, 1, 4, 1, 5, 9]  # the original is untouched
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_a_planned_step_knows_how_many_of_its_images_are_labeled(every):
+    # the plan counts on the host; the joined batch's labels (y >= 0) are counted here on their own
+    y = torch.arange(300) % 10
+    split = Split(torch.rand(300, 1, 28, 28), y)
+    keep = balanced_subset(y, 30, seed=0)
+    hidden = hide_labels(split, keep)
+    labeled = LabeledSubset(split, keep, draw=7, every=every)
+    torch.manual_seed(0)
+    plans = set()
+    for idx in torch.randperm(300).split(25):
+        drawn, n_labeled = labeled.plan(idx)
+        x, yy, planned = labeled.join(hidden.x[idx], hidden.y[idx])
+        plans.add((drawn, n_labeled))
+        assert planned == n_labeled == int((yy >= 0).sum()) and len(yy) == 25 + (7 if drawn else 0)
+        assert torch.equal(x[:25], hidden.x[idx])
+        positions = labeled_positions(Batch(x, yy, x, n_labeled))
+        expected = labeled_positions(Batch(x, yy, x))   # found by value
+        assert all(torch.equal(a, b) for a, b in zip(positions, expected))
+    assert len({n for _, n in plans}) > 1 and {d for d, _ in plans} == ({True} if every == 1 else {True, False})
+    # a step that was not planned decides its draw itself and leaves the count unknown
+    assert labeled.join(hidden.x[:5], hidden.y[:5])[2] is None
 
 
 def test_forward_each_condition_equals_one_forward_per_condition():

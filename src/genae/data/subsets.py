@@ -3,6 +3,7 @@ by a seed from the training split only (validation and test stay whole and untou
 
     idx = balanced_subset(data.train.y, 100, seed=0)   # 10 images of each digit
     train = hide_labels(data.train, idx)               # y = -1 everywhere else
+    labeled = LabeledSubset(data.train, idx, draw=100) # what each training step adds to its batch
 """
 
 from __future__ import annotations
@@ -38,21 +39,45 @@ def hide_labels(split: Split, keep: torch.Tensor) -> Split:
     return Split(split.x, y)
 
 
-def with_labeled_draw(x: torch.Tensor, y: torch.Tensor, labeled: tuple[torch.Tensor, torch.Tensor],
-                      n: int, every: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch (x, y) with n images drawn with replacement from the labeled subset (on x's device)
-    appended: how the semi-supervised models see their few labels. The draw uses the global RNG of
-    x's device, which the engine seeds anew for each epoch, so a resumed run draws the same.
-    every > 1: only with probability 1/every, decided on the host (a step that may or may not draw
-    cannot be a CUDA graph)."""
-    if every > 1 and torch.rand(()).item() * every >= 1:
-        return x, y
-    pick = torch.randint(len(labeled[1]), (n,), device=x.device)
-    return torch.cat([x, labeled[0].index_select(0, pick)]), torch.cat([y, labeled[1].index_select(0, pick)])
+class LabeledSubset:
+    """The labeled subset of a semi-supervised training split, and the draws a training step takes
+    from it: with probability 1/every, `draw` images with replacement, appended to the step's batch.
 
+    The engine plans each step on the host first (`plan`): whether it draws, decided by the host's
+    global generator, and so how many of its images carry a label. `join` then makes the draw on the
+    batch's device with that device's global generator. The engine seeds both anew each epoch, so a
+    resumed run draws the same; the count fixes the step's shapes (genae.train.steps captures a
+    CUDA graph per plan).
+    """
 
-def on_device(labeled: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The labeled subset (images, labels) on `device`: the same tensors when already there."""
-    if labeled[0].device == device:
-        return labeled
-    return labeled[0].to(device), labeled[1].to(device)
+    def __init__(self, train: Split, keep: torch.Tensor, *, draw: int, every: int = 1):
+        self.x, self.y = train.x[keep], train.y[keep]
+        self.in_split = torch.zeros(len(train.y), dtype=torch.bool)   # host: which training images keep a label
+        self.in_split[keep] = True
+        self.draw, self.every = draw, every
+        self.planned: tuple[bool, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def _draws(self) -> bool:
+        return self.every == 1 or torch.rand(()).item() * self.every < 1
+
+    def plan(self, idx: torch.Tensor) -> tuple[bool, int]:
+        """For the next step, on the training images `idx` (host indices): (whether it draws, how
+        many of its images are then labeled); kept for its `join`."""
+        drawn = self._draws()
+        self.planned = drawn, int(self.in_split[idx].sum()) + (self.draw if drawn else 0)
+        return self.planned
+
+    def join(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+        """The batch (x, y) with the planned draw appended, and its number of labeled images (None,
+        and the draw decided here, for a batch that was not planned)."""
+        (drawn, n_labeled), self.planned = self.planned or (self._draws(), None), None
+        if not drawn:
+            return x, y, n_labeled
+        if self.x.device != x.device:
+            self.x, self.y = self.x.to(x.device), self.y.to(x.device)
+        pick = torch.randint(len(self.y), (self.draw,), device=x.device)
+        return (torch.cat([x, self.x.index_select(0, pick)]), torch.cat([y, self.y.index_select(0, pick)]),
+                n_labeled)

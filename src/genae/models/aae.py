@@ -46,10 +46,11 @@ import torch.nn.functional as F
 from torch.distributions import Independent, Normal
 
 from genae.data.mnist import MNIST
-from genae.data.subsets import balanced_subset, hide_labels, on_device, with_labeled_draw
+from genae.data.subsets import LabeledSubset, balanced_subset, hide_labels
 from genae.data.transforms import to_signed
 from genae.errors import UserError
-from genae.models.base import N_CLASSES, Batch, Capabilities, Model, Phase, adam, one_hot, sample_labels
+from genae.models.base import (N_CLASSES, Batch, Capabilities, Model, Phase, adam, labeled_positions, one_hot,
+    sample_labels)
 from genae.models.config import MAX_BATCH, TrainConfig, check_config, require_fraction, require_positive
 from genae.models.priors import GaussianMixturePrior, make_prior
 from genae.nets import build_networks, diagonal_gaussian, mlp
@@ -177,7 +178,7 @@ class AAE(Model):
         self.y_discriminator = mlp([N_CLASSES, *hidden, 1]) if self.semi else None
         self.prior = make_prior(config.prior, config.dim_z, radius=config.gmm_radius,
                                 radial_std=config.gmm_radial_std, tangential_std=config.gmm_tangential_std)
-        self.labeled: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.labeled: LabeledSubset | None = None   # set in prepare_data (with --n-labels)
         self.labeled_batch = config.labeled_batch or (32 if self.semi else config.batch_size)
 
     @property
@@ -208,15 +209,21 @@ class AAE(Model):
         if self.config.n_labels is None:
             return data
         keep = balanced_subset(data.train.y, self.config.n_labels, seed=self.config.seed)
-        self.labeled = (data.train.x[keep], data.train.y[keep])
+        self.labeled = LabeledSubset(data.train, keep, draw=self.labeled_batch)
         return MNIST(hide_labels(data.train, keep), data.valid, data.test, data.source)
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """Training with hidden labels (semisupervised, --label-prior): a labeled draw joins every batch."""
+        n_labeled = None
         if self.training and self.labeled is not None:
-            self.labeled = on_device(self.labeled, x.device)
-            x, y = with_labeled_draw(x, y, self.labeled, self.labeled_batch)
-        return super().prepare(x, y, generator)
+            x, y, n_labeled = self.labeled.join(x, y)
+        batch = super().prepare(x, y, generator)
+        batch.n_labeled = n_labeled
+        return batch
+
+    def plan_step(self, idx: torch.Tensor) -> tuple:
+        """With --n-labels: how many of the step's images are labeled (a draw joins every step)."""
+        return self.labeled.plan(idx) if self.labeled is not None else ()
 
     # ------------------------------------------------------------ the networks
     @property
@@ -330,15 +337,15 @@ class AAE(Model):
         return loss, parts
 
     def classification_loss(self, batch: Batch):
-        known = batch.y >= 0
-        if not known.any():
+        lab, _ = labeled_positions(batch)
+        if not len(lab):
             raise ValueError("the classification phase got a batch without labeled images")
-        ce = F.cross_entropy(self.posterior(batch.x[known])[1], batch.y[known])
+        ce = F.cross_entropy(self.posterior(batch.x[lab])[1], batch.y[lab])
         return self.config.w_cls * ce, {"cross_entropy": ce.detach()}
 
     @property
     def graph_safe(self) -> bool:
-        return not self.semi   # the classification phase picks the batch's labeled images by value
+        return True   # the classification phase knows from the step's plan how many images are labeled
 
     def phases(self) -> list[Phase]:
         betas = (self.config.adam_beta1, 0.999)

@@ -10,11 +10,13 @@ Every model
     epoch) and `test_metrics(batch)` (its own test quantities, e.g. M2's error; {} by default);
   - may reshape the data before training (`prepare_data`: hide labels) and take weights from
     other runs when training starts (`initialize`);
-  - declares whether its training step is `graph_safe`: for a batch of fixed size, `prepare` and
-    every phase run with fixed shapes, never wait on the device (no .item(), no nonzero, no
-    boolean-mask indexing, no branch on a tensor's value) and draw randomness only on the batch's
-    device, so that the engine may capture the step once as a CUDA graph and replay it
-    (genae.train.steps; tests/test_graph_steps.py checks each declaration on the meta device).
+  - declares whether its training step is `graph_safe`: for a batch of fixed size and a fixed
+    `plan_step` (the host-side choices of a step, e.g. how many of its images are labeled),
+    `prepare` and every phase run with fixed shapes, never wait on the device (no .item(), no
+    nonzero, no boolean-mask indexing, no branch on a tensor's value) and draw randomness only on
+    the batch's device, so that the engine may capture the step once per plan as a CUDA graph and
+    replay it (genae.train.steps; tests/test_graph_steps.py checks each declaration on the meta
+    device).
 
 What only some models do is declared by `capabilities` (a `Capabilities`); callers ask it and
 never probe for attributes. The methods behind a capability take images in [0, 1]
@@ -60,12 +62,26 @@ class Batch:
     x: torch.Tensor        # what the encoder sees
     y: torch.Tensor        # int64 labels (-1: hidden)
     target: torch.Tensor   # what the decoder must reproduce (x itself, unless denoising)
+    n_labeled: Optional[int] = None
+    """How many of y are labels (>= 0), where the host knows it without reading y (a planned
+    training step); `labeled_positions` then finds them in fixed shapes."""
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, part) -> "Batch":
         return Batch(self.x[part], self.y[part], self.target[part])
+
+
+def labeled_positions(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions of the batch's labeled (y >= 0) and unlabeled images, each in order. With
+    batch.n_labeled given, found without waiting on the device (nonzero_static: fixed shapes)."""
+    known = batch.y >= 0
+    if batch.n_labeled is None:
+        return known.nonzero().flatten(), (~known).nonzero().flatten()
+    n = batch.n_labeled
+    return (torch.nonzero_static(known, size=n).flatten(),
+            torch.nonzero_static(~known, size=len(known) - n).flatten())
 
 
 @dataclass
@@ -146,6 +162,13 @@ class Model(nn.Module):
 
     def initialize(self, load_run: LoadRun) -> None:
         """Called once before a fresh training starts (not on resume): take weights from other runs."""
+
+    def plan_step(self, idx: torch.Tensor) -> tuple:
+        """Called by the engine before each training step with the step's image indices on the host:
+        the choices of the step that must be made there because they fix its shapes (how many of its
+        images carry a label). The model keeps them for the step's `prepare` and returns them; a CUDA
+        graph is captured per distinct plan. Default: () — the shapes follow from the batch size."""
+        return ()
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """Images in [0, 1] → the batch the losses see: binarized if the config says so; with

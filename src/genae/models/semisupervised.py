@@ -51,9 +51,10 @@ import torch.nn.functional as F
 from torch.distributions import kl_divergence
 
 from genae.data.mnist import MNIST
-from genae.data.subsets import balanced_subset, hide_labels, on_device, with_labeled_draw
+from genae.data.subsets import LabeledSubset, balanced_subset, hide_labels
 from genae.errors import UserError
-from genae.models.base import N_CLASSES, Batch, Capabilities, LoadRun, Model, Phase, adam, one_hot, sample_labels
+from genae.models.base import (N_CLASSES, Batch, Capabilities, LoadRun, Model, Phase, adam, labeled_positions,
+    one_hot, sample_labels)
 from genae.models.config import (
     MAX_BATCH,
     TrainConfig,
@@ -148,7 +149,7 @@ class M2(Model):
         self.decoder = Decoder(mlp([config.dim_z + N_CLASSES, *hidden, out_size], act), N_CLASSES, out_shape=out)
         if self.m1 is not None:   # 1 for M1's active dimensions, set in prepare_data
             self.register_buffer("m1_active", torch.ones(size))
-        self.labeled: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.labeled: LabeledSubset | None = None   # set in prepare_data
         self.labeled_weight = 1.0   # w_L of the module docstring; prepare_data sets it
         self.classification_weight = 1.0   # w_C; 'share' sets it in prepare_data
 
@@ -165,7 +166,8 @@ class M2(Model):
     def prepare_data(self, data: MNIST) -> MNIST:
         """Keep the labels of a balanced subset of the training split, hide the rest (y = -1)."""
         keep = balanced_subset(data.train.y, self.config.n_labels, seed=self.config.seed)
-        self.labeled = (data.train.x[keep], data.train.y[keep])
+        self.labeled = LabeledSubset(data.train, keep, draw=self.config.labeled_batch,
+                                     every=self.config.labeled_every)
         if self.m1 is not None and self.config.m1_min_std > 0:
             with torch.no_grad():
                 first = self.m1.prepare(data.train.x[:1000], data.train.y[:1000]).x
@@ -177,18 +179,24 @@ class M2(Model):
                 self.classification_weight = self.labeled_weight
         return MNIST(hide_labels(data.train, keep), data.valid, data.test, data.source)
 
+    def plan_step(self, idx: torch.Tensor) -> tuple:
+        """Whether the step takes a labeled draw, and how many of its images are labeled."""
+        return self.labeled.plan(idx) if self.labeled is not None else ()
+
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """In training, a labeled draw joins the batch (with probability 1/--labeled-every); with M1,
         images become z1 ~ q(z1 | x) (its mean outside training)."""
+        n_labeled = None
         if self.training and self.labeled is not None:
-            self.labeled = on_device(self.labeled, x.device)
-            x, y = with_labeled_draw(x, y, self.labeled, self.config.labeled_batch, self.config.labeled_every)
+            x, y, n_labeled = self.labeled.join(x, y)
         if self.m1 is None:
-            return super().prepare(x, y, generator)
+            batch = super().prepare(x, y, generator)
+            batch.n_labeled = n_labeled
+            return batch
         with torch.no_grad():
             q = self.m1.encode(self.m1.prepare(x, y, generator).x)
             z1 = q.rsample() if self.training else q.mean
-        return Batch(x=z1 * self.m1_active, y=y, target=z1)
+        return Batch(x=z1 * self.m1_active, y=y, target=z1, n_labeled=n_labeled)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -251,9 +259,8 @@ class M2(Model):
 
     # ------------------------------------------------------------ training
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        known = batch.y >= 0
         zero = batch.x.new_zeros(())
-        lab, unl = known.nonzero().flatten(), (~known).nonzero().flatten()
+        lab, unl = labeled_positions(batch)
         beta = self.config.beta
         bound_l = self.labeled_bound(batch.x[lab], batch.y[lab], batch.target[lab], beta).mean() if len(lab) else zero
         ce = F.cross_entropy(self._logits(batch.x[lab]), batch.y[lab]) if len(lab) else zero
@@ -264,7 +271,7 @@ class M2(Model):
 
     @property
     def graph_safe(self) -> bool:
-        return False   # the loss splits the batch into labeled and unlabeled images by value (nonzero)
+        return True   # the planned step knows how many of its images are labeled
 
     def phases(self) -> list[Phase]:
         params = [p for p in self.parameters() if p.requires_grad]

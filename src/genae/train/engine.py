@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from genae.data.batches import epoch_batches, n_batches
+from genae.data.batches import epoch_batches, n_batches, on_device
 from genae.data.mnist import MNIST, Split
 from genae.data.transforms import VALIDATION_SEED
 from genae.device import flush_denormals, slow_bf16_warning
@@ -140,11 +140,11 @@ def fit(model: Model, data: MNIST, run: RunDir | Path, *, device: torch.device, 
         start = time.perf_counter()
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False,
                    disable=not _show_progress(quiet, rank))
-        for step, idx in enumerate(epoch_batches(n_train, config.batch_size, generator=order, rank=rank,
-                                                 world_size=world, device=device), start=1):
+        batches = list(epoch_batches(n_train, config.batch_size, generator=order, rank=rank, world_size=world))
+        for step, (host_idx, idx) in enumerate(zip(batches, on_device(batches, device)), start=1):
             weight = len(idx) / min(config.batch_size, n_train - (step - 1) * config.batch_size)
             active = [phase for phase in phases if ((epoch - 1) * steps + step) % phase.every == 0]
-            runner.run(idx, active, weight)
+            runner.run(host_idx, idx, active, weight)
             for phase in active:
                 phase_counted[phase.name] += len(idx)
             bar.update()
@@ -224,6 +224,9 @@ def _global_means(acc: dict[str, torch.Tensor], counted: int) -> dict[str, float
 
 
 def _check_finite(sums: dict[str, dict[str, torch.Tensor]], epoch: int, step: int, ckpt: Path) -> None:
+    values = [value for acc in sums.values() for value in acc.values()]
+    if not values or torch.isfinite(torch.stack(values)).all():   # one wait on the device
+        return
     for phase, acc in sums.items():
         for key, value in acc.items():
             if not torch.isfinite(value):

@@ -1,21 +1,23 @@
 """How the engine runs one training step: eagerly, or replayed from a CUDA graph.
 
-A step is, for one batch of training images given by its indices: the model's `prepare`, then
-each active phase in order (zero grads, loss, backward, [average gradients across processes],
-optimizer step), then the phases' logged parts added, each times the batch size, to the epoch's
-running sums. The images stay on the device; a step reads them by index.
+A step is, for one batch of training images given by its indices: the model's `plan_step` on the
+host (the step's choices that fix its shapes, such as how many of its images are labeled), then
+its `prepare`, then each active phase in order (zero grads, loss, backward, [average gradients
+across processes], optimizer step), then the phases' logged parts added, each times the batch
+size, to the epoch's running sums. The images stay on the device; a step reads them by index.
 
 Three modes (`step_mode`):
   eager   every step as written, any shapes: the CPU, data-parallel runs, models whose step is not
           `graph_safe`, and --no-graphs.
-  graph   one CUDA GPU, a graph-safe model: the step is captured once as a CUDA graph per set of
-          active phases (a phase with `every` > 1 makes two sets) and replayed for every full batch,
-          its indices copied into a fixed index buffer first. A set of phases is captured after it
-          has run eagerly WARMUP times (lazy state: Adam's moments, cuBLAS workspaces); those steps
-          run on a side stream, as PyTorch's CUDA-graph notes ask. The fused Adam kernel takes the
-          learning rate as a constant, so a schedule that changes it recaptures at the next step.
-          The last, smaller batch of an epoch runs eagerly: no image is dropped or drawn twice, and
-          every step does exactly the work of the eager mode.
+  graph   one CUDA GPU, a graph-safe model: the step is captured once as a CUDA graph per key —
+          the set of active phases (a phase with `every` > 1 makes two) and the model's plan — and
+          replayed for every full batch, its indices copied into a fixed index buffer first. A key
+          is captured after it has run eagerly WARMUP times (lazy state: Adam's moments, cuBLAS
+          workspaces); those steps run on a side stream, as PyTorch's CUDA-graph notes ask. The
+          fused Adam kernel takes the learning rate as a constant, so a schedule that changes it
+          recaptures at the next step. The last, smaller batch of an epoch runs eagerly: no image
+          is dropped or drawn twice, and every step does exactly the work of the eager mode. Should
+          a capture fail, a warning says why and the run goes on eagerly.
   static  the graph mode's bookkeeping without capture (each "replay" calls the step): how the
           tests check on the CPU that the graph mode schedules and sums exactly as eager does.
 """
@@ -23,6 +25,7 @@ Three modes (`step_mode`):
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable
 
 import torch
@@ -53,10 +56,11 @@ class StepRunner:
         self.autocast = autocast
         self.sums: dict[str, torch.Tensor] = {}   # phase → its parts' running sums (float64)
         self.keys: dict[str, list[str]] = {}      # phase → the names of those parts
-        self.graphs: dict[tuple[str, ...], object] = {}   # set of active phases → its graph (or True: static)
-        self.eager_runs: dict[tuple[str, ...], int] = {}
+        self.graphs: dict[tuple, object] = {}   # (active phases, plan) → its graph (or True: static)
+        self.eager_runs: dict[tuple, int] = {}
         self.captured_rates: tuple[float, ...] | None = None
         self.captures = 0
+        self.failure: str | None = None   # why a capture failed (the run then went on eagerly)
         if mode != "eager":
             self.index = torch.zeros(batch_size, dtype=torch.long, device=train_x.device)
         if mode == "graph":
@@ -66,10 +70,11 @@ class StepRunner:
         for acc in self.sums.values():
             acc.zero_()
 
-    def run(self, idx: torch.Tensor, active: list[Phase], weight: float = 1.0) -> None:
-        """One step on the images `idx` (device indices) with the phases `active`; `weight`: this
-        process's share of the global batch (data-parallel gradient averaging)."""
-        key = tuple(p.name for p in active)
+    def run(self, host_idx: torch.Tensor, idx: torch.Tensor, active: list[Phase], weight: float = 1.0) -> None:
+        """One step on the images `idx` (device indices; `host_idx` the same on the host) with the
+        phases `active`; `weight`: this process's share of the global batch (data-parallel gradient
+        averaging)."""
+        key = (tuple(p.name for p in active), self.model.plan_step(host_idx))
         if self.mode == "eager" or len(idx) != self.batch_size:
             self._body(idx, active, weight)
             return
@@ -80,7 +85,13 @@ class StepRunner:
             return
         self.index.copy_(idx)
         if key not in self.graphs:
-            self.graphs[key] = self._capture(active)
+            try:
+                self.graphs[key] = self._capture(active)
+            except RuntimeError as err:   # what CUDA raises for work a graph cannot hold
+                self._give_up(err)
+                self.model.plan_step(host_idx)   # the failed capture used up the step's plan
+                self._body(idx, active, weight)
+                return
             self.captures += 1
         self._replay(self.graphs[key], active)
 
@@ -141,6 +152,18 @@ class StepRunner:
             for group in groups:
                 group["capturable"] = False
         return graph
+
+    def _give_up(self, err: RuntimeError) -> None:
+        """After a failed capture: every later step runs eagerly."""
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        print(f"warning: capturing the training step as a CUDA graph failed ({reason}); training goes on "
+              "without graphs (--no-graphs skips the attempt)", file=sys.stderr)
+        if self.mode == "graph":
+            torch.cuda.synchronize(self.train_x.device)
+        self.finish()
+        self.graphs.clear()
+        self.mode = "eager"
+        self.failure = reason
 
     def finish(self) -> None:
         """After training: let go of gradients that live in a graph's memory pool."""
