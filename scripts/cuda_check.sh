@@ -5,7 +5,8 @@
 #      epochs after a warm-up), with the FLOP rate (benchmarks/train_speed.py) -> OUT/speed.md
 #   2. agreement: the same seed trained 3 epochs eagerly (--no-graphs) and graphed: the validation
 #      numbers side by side (VAE ELBO, AAE reconstruction error, Sohn's baseline, M2 error, …);
-#      exits 1 at the end when any differs by more than 1e-3 (relative) -> OUT/agreement.md
+#      exits 1 at the end when any differs by more than 1e-3 (relative) or a run failed (a failed
+#      step is noted in OUT/failed.txt and the check goes on) -> OUT/agreement.md
 #   3. IS-NLL: `genae eval` of the graphed VAE, K = 1000 importance samples on the 10,000 test
 #      images, timed -> OUT/nll.json
 #
@@ -35,7 +36,8 @@ torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee 
 
 stamp "1. speed"
 # shellcheck disable=SC2086
-$py benchmarks/train_speed.py --device "$device" --epochs 3 --graphs both --models $speed_models | tee "$out/speed.md"
+$py benchmarks/train_speed.py --device "$device" --epochs 3 --graphs both --models $speed_models | tee "$out/speed.md" \
+    || echo "cuda_check: the speed table stopped early (exit $?)" | tee -a "$out/failed.txt"
 
 stamp "2. agreement"
 # name=words: every family, a recapture each epoch with bf16, the label-guided AAE's device draws,
@@ -48,7 +50,8 @@ for flag in --no-graphs --graphs; do
     for run in "${runs[@]}"; do
         # shellcheck disable=SC2086
         $py -m genae train ${run#*=} --epochs 3 --seed 0 --device "$device" $flag --quiet $limit \
-            --out "$out/agree${flag}/${run%%=*}" > /dev/null
+            --out "$out/agree${flag}/${run%%=*}" > /dev/null \
+            || echo "cuda_check: ${run%%=*} $flag failed (exit $?)" | tee -a "$out/failed.txt"
     done
 done
 $py - "$out" <<'EOF' | tee "$out/agreement.md"
@@ -58,9 +61,16 @@ out = Path(sys.argv[1])
 TOLERANCE = 1e-3   # relative: replays draw the same random numbers as eager steps, so only rounding differs
 differ = []
 print("| run | validation | eager (--no-graphs) | graphed | relative difference |\n|---|---|---|---|---|")
+def last_valid(run):
+    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
+    return json.loads(lines[-1])["valid"] if len(lines) == 3 else None
+
 for run in sorted((out / "agree--no-graphs").iterdir()):
-    eager = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["valid"]
-    graphed = json.loads((out / "agree--graphs" / run.name / "metrics.jsonl").read_text().splitlines()[-1])["valid"]
+    eager, graphed = last_valid(run), last_valid(out / "agree--graphs" / run.name)
+    if eager is None or graphed is None:
+        differ.append(f"{run.name} (a run failed)")
+        print(f"| {run.name} | — | {'failed' if eager is None else 'ran'} | {'failed' if graphed is None else 'ran'} | — |")
+        continue
     for key in sorted(eager):
         rel = abs(eager[key] - graphed[key]) / max(abs(eager[key]), 1e-12)
         differ += [f"{run.name} {key}"] if rel > TOLERANCE else []
@@ -71,9 +81,14 @@ EOF
 
 stamp "3. IS-NLL"
 # shellcheck disable=SC2086
-$py -m genae eval "$out/agree--graphs/vae" --iw-samples 1000 --device "$device" --judge off $limit --quiet > /dev/null
-cp "$out/agree--graphs/vae/eval.json" "$out/nll.json"
+vae_run=$out/agree--graphs/vae
+[ -f "$vae_run/model.safetensors" ] || vae_run=$out/agree--no-graphs/vae   # the graphed run failed
+$py -m genae eval "$vae_run" --iw-samples 1000 --device "$device" --judge off $limit --quiet > /dev/null
+cp "$vae_run/eval.json" "$out/nll.json"
 $py -c "import json, sys; r = json.load(open(sys.argv[1])); \
 print(f\"IS-NLL K={r['iw_samples']} on {r['n_images']} test images: {r['nll']:.2f} nats in {r['seconds']} s\")" "$out/nll.json"
 stamp "done"
-if [ -s "$out/differ.txt" ]; then echo "cuda_check: eager and graphed runs disagree (see $out/agreement.md)" >&2; exit 1; fi
+if [ -s "$out/differ.txt" ] || [ -s "$out/failed.txt" ]; then
+    echo "cuda_check: something failed or eager and graphed runs disagree (see $out/failed.txt, $out/agreement.md)" >&2
+    exit 1
+fi

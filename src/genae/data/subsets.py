@@ -55,29 +55,25 @@ class LabeledSubset:
         self.in_split = torch.zeros(len(train.y), dtype=torch.bool)   # host: which training images keep a label
         self.in_split[keep] = True
         self.draw, self.every = draw, every
-        self.planned: tuple[bool, int] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def _draws(self) -> bool:
+    def draws(self) -> bool:
+        """Whether a step takes a draw: always for every = 1, else with probability 1/every."""
         return self.every == 1 or torch.rand(()).item() * self.every < 1
 
     def plan(self, idx: torch.Tensor) -> tuple[bool, int]:
-        """For the next step, on the training images `idx` (host indices): (whether it draws, how
-        many of its images are then labeled); kept for its `join`."""
-        drawn = self._draws()
-        self.planned = drawn, int(self.in_split[idx].sum()) + (self.draw if drawn else 0)
-        return self.planned
+        """For a step on the training images `idx` (host indices): (whether it draws, how many of
+        its images are then labeled)."""
+        drawn = self.draws()
+        return drawn, int(self.in_split[idx].sum()) + (self.draw if drawn else 0)
 
-    def join(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int | None]:
-        """The batch (x, y) with the planned draw appended, and its number of labeled images (None,
-        and the draw decided here, for a batch that was not planned)."""
-        (drawn, n_labeled), self.planned = self.planned or (self._draws(), None), None
+    def join(self, x: torch.Tensor, y: torch.Tensor, drawn: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch (x, y), with a draw appended when `drawn`."""
         if not drawn:
-            return x, y, n_labeled
+            return x, y
         if self.x.device != x.device:
             self.x, self.y = self.x.to(x.device), self.y.to(x.device)
         pick = torch.randint(len(self.y), (self.draw,), device=x.device)
-        return (torch.cat([x, self.x.index_select(0, pick)]), torch.cat([y, self.y.index_select(0, pick)]),
-                n_labeled)
+        return torch.cat([x, self.x.index_select(0, pick)]), torch.cat([y, self.y.index_select(0, pick)])

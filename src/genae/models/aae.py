@@ -214,16 +214,20 @@ class AAE(Model):
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """Training with hidden labels (semisupervised, --label-prior): a labeled draw joins every batch."""
-        n_labeled = None
         if self.training and self.labeled is not None:
-            x, y, n_labeled = self.labeled.join(x, y)
-        batch = super().prepare(x, y, generator)
-        batch.n_labeled = n_labeled
-        return batch
+            x, y = self.labeled.join(x, y, True)
+        return super().prepare(x, y, generator)
 
     def plan_step(self, idx: torch.Tensor) -> tuple:
-        """With --n-labels: how many of the step's images are labeled (a draw joins every step)."""
-        return self.labeled.plan(idx) if self.labeled is not None else ()
+        """Semisupervised with --n-labels: (True: a draw joins every step, how many of the step's
+        images are labeled), which the classification phase needs; otherwise nothing."""
+        return self.labeled.plan(idx) if self.semi and self.labeled is not None else ()
+
+    def training_batch(self, x: torch.Tensor, y: torch.Tensor, plan: tuple) -> Batch:
+        batch = self.prepare(x, y)
+        if self.semi:   # without --n-labels every image is labeled
+            batch.n_labeled = plan[1] if plan else len(batch)
+        return batch
 
     # ------------------------------------------------------------ the networks
     @property

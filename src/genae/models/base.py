@@ -12,11 +12,11 @@ Every model
     other runs when training starts (`initialize`);
   - declares whether its training step is `graph_safe`: for a batch of fixed size and a fixed
     `plan_step` (the host-side choices of a step, e.g. how many of its images are labeled),
-    `prepare` and every phase run with fixed shapes, never wait on the device (no .item(), no
-    nonzero, no boolean-mask indexing, no branch on a tensor's value) and draw randomness only on
-    the batch's device, so that the engine may capture the step once per plan as a CUDA graph and
-    replay it (genae.train.steps; tests/test_graph_steps.py checks each declaration on the meta
-    device).
+    `training_batch` and every phase run with fixed shapes, never wait on the device (no .item(),
+    no nonzero, no boolean-mask indexing, no branch on a tensor's value, no copy from the host) and
+    draw randomness only on the batch's device, so that the engine may capture the step once per
+    plan as a CUDA graph and replay it (genae.train.steps; tests/test_graph_steps.py checks each
+    declaration on the meta device).
 
 What only some models do is declared by `capabilities` (a `Capabilities`); callers ask it and
 never probe for attributes. The methods behind a capability take images in [0, 1]
@@ -166,9 +166,14 @@ class Model(nn.Module):
     def plan_step(self, idx: torch.Tensor) -> tuple:
         """Called by the engine before each training step with the step's image indices on the host:
         the choices of the step that must be made there because they fix its shapes (how many of its
-        images carry a label). The model keeps them for the step's `prepare` and returns them; a CUDA
-        graph is captured per distinct plan. Default: () — the shapes follow from the batch size."""
+        images carry a label), given back to `training_batch`; a CUDA graph is captured per distinct
+        plan. Default: () — the shapes follow from the batch size."""
         return ()
+
+    def training_batch(self, x: torch.Tensor, y: torch.Tensor, plan: tuple) -> Batch:
+        """The batch a training step's losses see, for the step's images and its `plan_step`: the
+        engine's way in (`prepare` is everyone else's). Default: prepare(x, y)."""
+        return self.prepare(x, y)
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """Images in [0, 1] → the batch the losses see: binarized if the config says so; with

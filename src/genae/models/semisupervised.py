@@ -180,23 +180,31 @@ class M2(Model):
         return MNIST(hide_labels(data.train, keep), data.valid, data.test, data.source)
 
     def plan_step(self, idx: torch.Tensor) -> tuple:
-        """Whether the step takes a labeled draw, and how many of its images are labeled."""
+        """(Whether the step takes a labeled draw, how many of its images are then labeled)."""
         return self.labeled.plan(idx) if self.labeled is not None else ()
+
+    def training_batch(self, x: torch.Tensor, y: torch.Tensor, plan: tuple) -> Batch:
+        if not plan:
+            return self.prepare(x, y)
+        drawn, n_labeled = plan
+        batch = self._prepare_joined(*self.labeled.join(x, y, drawn))
+        batch.n_labeled = n_labeled
+        return batch
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         """In training, a labeled draw joins the batch (with probability 1/--labeled-every); with M1,
         images become z1 ~ q(z1 | x) (its mean outside training)."""
-        n_labeled = None
         if self.training and self.labeled is not None:
-            x, y, n_labeled = self.labeled.join(x, y)
+            x, y = self.labeled.join(x, y, self.labeled.draws())
+        return self._prepare_joined(x, y, generator)
+
+    def _prepare_joined(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
         if self.m1 is None:
-            batch = super().prepare(x, y, generator)
-            batch.n_labeled = n_labeled
-            return batch
+            return super().prepare(x, y, generator)
         with torch.no_grad():
             q = self.m1.encode(self.m1.prepare(x, y, generator).x)
             z1 = q.rsample() if self.training else q.mean
-        return Batch(x=z1 * self.m1_active, y=y, target=z1, n_labeled=n_labeled)
+        return Batch(x=z1 * self.m1_active, y=y, target=z1)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:

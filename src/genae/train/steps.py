@@ -2,9 +2,9 @@
 
 A step is, for one batch of training images given by its indices: the model's `plan_step` on the
 host (the step's choices that fix its shapes, such as how many of its images are labeled), then
-its `prepare`, then each active phase in order (zero grads, loss, backward, [average gradients
-across processes], optimizer step), then the phases' logged parts added, each times the batch
-size, to the epoch's running sums. The images stay on the device; a step reads them by index.
+its `training_batch`, then each active phase in order (zero grads, loss, backward, [average
+gradients across processes], optimizer step), then the phases' logged parts added, each times the
+batch size, to the epoch's running sums. The images stay on the device; a step reads them by index.
 
 Three modes (`step_mode`):
   eager   every step as written, any shapes: the CPU, data-parallel runs, models whose step is not
@@ -16,8 +16,10 @@ Three modes (`step_mode`):
           workspaces); those steps run on a side stream, as PyTorch's CUDA-graph notes ask. The
           fused Adam kernel takes the learning rate as a constant, so a schedule that changes it
           recaptures at the next step. The last, smaller batch of an epoch runs eagerly: no image
-          is dropped or drawn twice, and every step does exactly the work of the eager mode. Should
-          a capture fail, a warning says why and the run goes on eagerly.
+          is dropped or drawn twice, and every step does exactly the work of the eager mode. A
+          capture that fails (a model's step that a graph cannot hold) ends the training with an
+          error that says why and names --no-graphs: after a failed capture CUDA's state cannot be
+          trusted to go on.
   static  the graph mode's bookkeeping without capture (each "replay" calls the step): how the
           tests check on the CPU that the graph mode schedules and sums exactly as eager does.
 """
@@ -25,15 +27,19 @@ Three modes (`step_mode`):
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable
 
 import torch
 
+from genae.errors import UserError
 from genae.models.base import Model, Phase
 from genae.train import distributed
 
 WARMUP = 3
+
+
+class CaptureFailed(UserError):
+    """The training step could not be captured as a CUDA graph."""
 
 
 def step_mode(device: torch.device, model: Model, *, graphs: bool, world: int) -> str:
@@ -60,7 +66,6 @@ class StepRunner:
         self.eager_runs: dict[tuple, int] = {}
         self.captured_rates: tuple[float, ...] | None = None
         self.captures = 0
-        self.failure: str | None = None   # why a capture failed (the run then went on eagerly)
         if mode != "eager":
             self.index = torch.zeros(batch_size, dtype=torch.long, device=train_x.device)
         if mode == "graph":
@@ -74,31 +79,27 @@ class StepRunner:
         """One step on the images `idx` (device indices; `host_idx` the same on the host) with the
         phases `active`; `weight`: this process's share of the global batch (data-parallel gradient
         averaging)."""
-        key = (tuple(p.name for p in active), self.model.plan_step(host_idx))
+        plan = self.model.plan_step(host_idx)
         if self.mode == "eager" or len(idx) != self.batch_size:
-            self._body(idx, active, weight)
+            self._body(idx, active, plan, weight)
             return
+        key = (tuple(p.name for p in active), plan)
         self._forget_if_rates_changed()
         if key not in self.graphs and self.eager_runs.get(key, 0) < WARMUP:
             self.eager_runs[key] = self.eager_runs.get(key, 0) + 1
-            self._warmup(idx, active)
+            self._warmup(idx, active, plan)
             return
         self.index.copy_(idx)
         if key not in self.graphs:
-            try:
-                self.graphs[key] = self._capture(active)
-            except RuntimeError as err:   # what CUDA raises for work a graph cannot hold
-                self._give_up(err)
-                self.model.plan_step(host_idx)   # the failed capture used up the step's plan
-                self._body(idx, active, weight)
-                return
+            self.graphs[key] = self._capture(active, plan)
             self.captures += 1
-        self._replay(self.graphs[key], active)
+        self._replay(self.graphs[key], active, plan)
 
     # ------------------------------------------------------------------ the step itself
-    def _body(self, idx: torch.Tensor, active: list[Phase], weight: float = 1.0) -> None:
+    def _body(self, idx: torch.Tensor, active: list[Phase], plan: tuple, weight: float = 1.0) -> None:
         n = len(idx)
-        batch = self.model.prepare(self.train_x.index_select(0, idx), self.train_y.index_select(0, idx))
+        x, y = self.train_x.index_select(0, idx), self.train_y.index_select(0, idx)
+        batch = self.model.training_batch(x, y, plan)
         for phase in active:
             phase.optimizer.zero_grad(set_to_none=True)
             with self.autocast():
@@ -124,19 +125,26 @@ class StepRunner:
             self.graphs.clear()   # the learning rates are constants inside a captured Adam step
             self.captured_rates = rates
 
-    def _warmup(self, idx: torch.Tensor, active: list[Phase]) -> None:
+    def _warmup(self, idx: torch.Tensor, active: list[Phase], plan: tuple) -> None:
         if self.mode != "graph":
-            self._body(idx, active)
+            self._body(idx, active, plan)
             return
         self.side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(self.side):
-            self._body(idx, active)
+            self._body(idx, active, plan)
         torch.cuda.current_stream().wait_stream(self.side)
 
-    def _capture(self, active: list[Phase]):
+    def _capture(self, active: list[Phase], plan: tuple):
         missing = [p.name for p in active if p.name not in self.sums]
         if missing:   # a sum first made inside a capture would be reset by every replay
             raise RuntimeError(f"phases {missing} are captured before they ran eagerly")
+        try:
+            return self._record(active, plan)
+        except RuntimeError as err:   # what CUDA raises for work a graph cannot hold
+            raise CaptureFailed(f"capturing the training step as a CUDA graph failed ({first_cause(err)})") from err
+
+    def _record(self, active: list[Phase], plan: tuple):
+        """The step captured as a CUDA graph (static mode: True, nothing is captured)."""
         if self.mode != "graph":
             return True
         groups = [group for phase in self.phases for group in phase.optimizer.param_groups]
@@ -147,23 +155,11 @@ class StepRunner:
             for group in groups:
                 group["capturable"] = True   # checked only while capturing; fused Adam's state is on the device
             with torch.cuda.graph(graph):   # a private memory pool per graph: they replay in any order
-                self._body(self.index, active)
+                self._body(self.index, active, plan)
         finally:
             for group in groups:
                 group["capturable"] = False
         return graph
-
-    def _give_up(self, err: RuntimeError) -> None:
-        """After a failed capture: every later step runs eagerly."""
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        print(f"warning: capturing the training step as a CUDA graph failed ({reason}); training goes on "
-              "without graphs (--no-graphs skips the attempt)", file=sys.stderr)
-        if self.mode == "graph":
-            torch.cuda.synchronize(self.train_x.device)
-        self.finish()
-        self.graphs.clear()
-        self.mode = "eager"
-        self.failure = reason
 
     def finish(self) -> None:
         """After training: let go of gradients that live in a graph's memory pool."""
@@ -172,8 +168,16 @@ class StepRunner:
                 phase.optimizer.zero_grad(set_to_none=True)
             self.graphs.clear()
 
-    def _replay(self, graph, active: list[Phase]) -> None:
+    def _replay(self, graph, active: list[Phase], plan: tuple) -> None:
         if self.mode == "graph":
             graph.replay()
         else:
-            self._body(self.index, active)
+            self._body(self.index, active, plan)
+
+
+def first_cause(err: BaseException) -> str:
+    """The first line of the error that started a chain (a failed capture's own error comes after
+    the one that spoiled it)."""
+    while isinstance(err.__context__, RuntimeError):
+        err = err.__context__
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -35,6 +35,7 @@ from genae.rundir import (
 )
 from genae.train import distributed
 from genae.train.engine import fit
+from genae.train.steps import CaptureFailed
 
 
 def train_model(name: str, config: TrainConfig | None, out: str | Path | None = None, *,
@@ -83,6 +84,10 @@ def train_model(name: str, config: TrainConfig | None, out: str | Path | None = 
             epoch = read_metadata(run.checkpoint).get("epoch", "?")
             raise Interrupted(f"{out}: interrupted; the checkpoint of epoch {epoch} is kept: continue with "
                               f"`genae train {name} --resume {out}`") from None
+        except CaptureFailed as err:
+            again = (f"continue with `genae train {name} --resume {out} --no-graphs`" if run.checkpoint.is_file()
+                     else "run the command again with --no-graphs --force")
+            raise CaptureFailed(f"{out}: {err}; {again}") from err
     return out, history
 
 
