@@ -181,6 +181,9 @@ def test_an_option_added_after_a_step_was_recorded_matches_only_at_its_default(t
     assert not same_options(recorded, with_changes(options, {"m2.epochs": options.m2.epochs + 1}))
     assert not same_options(recorded, dataclasses.replace(options, seeds=(0, 1)))
     assert not same_options(None, options)
+    # how a step runs (device, --quiet, --graphs) does not make it another step
+    assert same_options(recorded, with_changes(options, {"compute.device": "cuda", "compute.quiet": True,
+                                                          "compute.graphs": not options.compute.graphs}))
 
 
 def test_limit_caps_but_never_raises_the_plans_own_limit(tmp_path):

@@ -25,6 +25,7 @@ from typing import Literal, Optional
 from genae.errors import UserError
 from genae.experiments import RECIPES
 from genae.files import read_json, write_json
+from genae.train.steps import CaptureFailed
 
 Mode = Literal["quick", "full"]
 STATE_FILE = "reproduce.json"
@@ -129,12 +130,18 @@ def _jsonable_value(value):
     return json.loads(json.dumps(value, default=str))
 
 
+HOW_TO_RUN = "compute"   # device, quiet, graphs: how a step runs, not what it computes
+
+
 def same_options(recorded: dict | None, options) -> bool:
-    """Whether a step recorded with `recorded` ran with `options`. An option the recipe gained after the
-    step was recorded matches at its default, so adding an option does not redo finished steps."""
+    """Whether a step recorded with `recorded` ran with `options`, the compute options (device,
+    --quiet, --graphs) aside. An option the recipe gained after the step was recorded matches at its
+    default, so adding an option does not redo finished steps."""
     if recorded is None:
         return False
-    return _same(recorded, _jsonable(options), _jsonable(type(options)()))
+    recorded = {k: v for k, v in recorded.items() if k != HOW_TO_RUN}
+    now, defaults = _jsonable(options), _jsonable(type(options)())
+    return _same(recorded, {k: v for k, v in now.items() if k != HOW_TO_RUN}, defaults)
 
 
 def _same(recorded: dict, now: dict, defaults: dict) -> bool:
@@ -197,6 +204,8 @@ def reproduce(out: Path, mode: Mode = "quick", *, only: Optional[list[str]] = No
             start = time.perf_counter()
             try:
                 RECIPES[step.recipe].run(options)
+            except CaptureFailed:   # CUDA's state after a failed capture is not to be trusted: stop here
+                raise
             except Exception as err:   # one failed recipe must not cost the others (a full run takes days)
                 state["steps"][step.recipe].update(status=f"failed: {type(err).__name__}: {err}")
                 _write_state(out, state)

@@ -224,9 +224,14 @@ class AAE(Model):
         return self.labeled.plan(idx) if self.semi and self.labeled is not None else ()
 
     def training_batch(self, x: torch.Tensor, y: torch.Tensor, plan: tuple) -> Batch:
-        batch = self.prepare(x, y)
-        if self.semi:   # without --n-labels every image is labeled
-            batch.n_labeled = plan[1] if plan else len(batch)
+        if not plan:
+            batch = self.prepare(x, y)
+            if self.semi:   # without --n-labels every image is labeled
+                batch.n_labeled = len(batch)
+            return batch
+        drawn, n_labeled = plan
+        batch = super().prepare(*self.labeled.join(x, y, drawn))
+        batch.n_labeled = n_labeled
         return batch
 
     # ------------------------------------------------------------ the networks

@@ -151,6 +151,7 @@ class StepRunner:
         for phase in self.phases:
             phase.optimizer.zero_grad(set_to_none=True)   # gradients come from the graph's pool
         graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.current_stream()
         try:
             for group in groups:
                 group["capturable"] = True   # checked only while capturing; fused Adam's state is on the device
@@ -159,6 +160,7 @@ class StepRunner:
         finally:
             for group in groups:
                 group["capturable"] = False
+            torch.cuda.set_stream(stream)   # a failed capture_end leaves its capture stream current
         return graph
 
     def finish(self) -> None:
@@ -176,8 +178,8 @@ class StepRunner:
 
 
 def first_cause(err: BaseException) -> str:
-    """The first line of the error that started a chain (a failed capture's own error comes after
-    the one that spoiled it)."""
-    while isinstance(err.__context__, RuntimeError):
+    """The first line of the error that spoiled a capture: when the capture's end fails after an error
+    inside it, the error it raises has the first one as its context."""
+    if err.__context__ is not None:
         err = err.__context__
     return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -86,7 +86,7 @@ def train_model(name: str, config: TrainConfig | None, out: str | Path | None = 
                               f"`genae train {name} --resume {out}`") from None
         except CaptureFailed as err:
             again = (f"continue with `genae train {name} --resume {out} --no-graphs`" if run.checkpoint.is_file()
-                     else "run the command again with --no-graphs --force")
+                     else f"run the command again with --no-graphs --force --out {out}")
             raise CaptureFailed(f"{out}: {err}; {again}") from err
     return out, history
 
