@@ -4,8 +4,8 @@
     genae reproduce --full         # every recipe at its defaults (the README's numbers) → runs/full/report/index.html
 
 Each step is one recipe with options changed from its defaults (the plan below; a dotted name
-changes a model's option, e.g. "m2.epochs"). A step whose
-results.json exists and whose options are unchanged is skipped (`--force` redoes it); a killed
+changes a model's option, e.g. "m2.epochs"). A step whose results.json exists and whose options
+are unchanged (how it runs aside: --device, --quiet, --graphs) is skipped (`--force` redoes it); a killed
 reproduce starts again at the step it was in, and that recipe resumes its half-trained models
 from their checkpoints. The state lives in OUT/reproduce.json; the report reads only files
 (results.json, eval.json, figures/), so `--report-only` rebuilds it at any time.
