@@ -20,6 +20,7 @@ from toy import Toy, ToyConfig  # noqa: E402
 
 import genae.models.aae as aae_module  # noqa: E402
 from genae.models.priors import GaussianPrior  # noqa: E402
+from genae.train.distributed import end_worker  # noqa: E402
 from genae.train.engine import fit  # noqa: E402
 
 kind, out, batch = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
@@ -36,3 +37,4 @@ out.mkdir(parents=True, exist_ok=True)
 if int(__import__("os").environ.get("RANK", "0")) == 0:
     save_file({k: v.clone() for k, v in model.state_dict().items()}, str(out / "initial.safetensors"))
 fit(model, synthetic_mnist(200), out, device=torch.device("cpu"), quiet=True)
+end_worker()   # as `genae` ends a torchrun worker

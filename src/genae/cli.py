@@ -497,14 +497,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args[:1] == ["run"]:
             run_recipe(args[1:])
-            return
-        with one_line_parse_errors():
-            command = tyro.extras.subcommand_cli_from_dict(
-                COMMANDS, prog="genae", args=args,
-                description="Conditional generative autoencoders on MNIST: train, evaluate, sample, plot. "
-                            "Add --debug to see the traceback of an error.")
-        if command is not None:
-            command()
+        else:
+            with one_line_parse_errors():
+                command = tyro.extras.subcommand_cli_from_dict(
+                    COMMANDS, prog="genae", args=args,
+                    description="Conditional generative autoencoders on MNIST: train, evaluate, sample, plot. "
+                                "Add --debug to see the traceback of an error.")
+            if command is not None:
+                command()
     except UserError as err:
         if debug:
             raise
@@ -524,3 +524,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"genae: {err.filename}: {err.strerror}" + ("; choose a path genae may write" if isinstance(
             err, PermissionError) else ""), file=sys.stderr)
         sys.exit(2)
+    from genae.train.distributed import end_worker
+
+    end_worker()   # a torchrun worker whose command finished ends here

@@ -11,7 +11,9 @@ gradient (the AAE's discriminator phase runs the encoder), which DDP's reducer d
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -24,7 +26,27 @@ def init_from_env(device: torch.device) -> tuple[int, int]:
         return 0, 1
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # left to the interpreter's exit, the group's threads can die in std::terminate (SIGABRT)
+        atexit.register(_leave)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def end_worker() -> None:
+    """End a torchrun worker whose work is done: leave the process group, flush the output and exit
+    at once, skipping the C++ static destructors of interpreter exit, in which PyTorch's gloo backend
+    can still abort (std::terminate) and turn a finished run into a failed job. A no-op outside a
+    process group."""
+    if not dist.is_initialized():
+        return
+    _leave()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def rank_from_env() -> int:
