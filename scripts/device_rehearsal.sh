@@ -19,6 +19,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-/tmp/genae-rehearsal}
 python312=${PYTHON312:-python3.12}
+if ! "$python312" --version >/dev/null 2>&1 && [ -z "${PYTHON312:-}" ] && command -v pyenv >/dev/null; then
+    python312=$(ls -d "$(pyenv root)"/versions/3.12*/bin/python 2>/dev/null | tail -1)   # a pyenv shim refuses it
+fi
+if ! "${python312:-python3.12}" --version >/dev/null 2>&1; then
+    echo "device_rehearsal: no Python 3.12 found; set PYTHON312 to one" >&2; exit 2
+fi
 torch_version=${TORCH:-2.11.0}
 carried="tyro|docstring_parser|typeguard|typing_extensions|platformdirs"
 if [ -e "$dir" ]; then echo "device_rehearsal: $dir exists; give a new DIR" >&2; exit 2; fi
@@ -59,7 +65,7 @@ echo "3. the test suite (log: $dir/pytest.log)"
 pip install --no-deps .offline/wheels/*.whl
 npm ci --prefix src/genae/explorer/web --no-audit --no-fund --loglevel=error > /dev/null 2>&1 \
     || echo "  npm ci failed: the explorer's tests will fail"
-if PYTHONPATH=src python3 -m pytest -q -p no:cacheprovider > "$dir/pytest.log" 2>&1; then
+if PYTHONPATH="$PWD/src" python3 -m pytest -q -p no:cacheprovider > "$dir/pytest.log" 2>&1; then
     echo "  $(tail -1 "$dir/pytest.log")"
 else
     echo "  FAILED:"; grep -E "^(FAILED|ERROR)|passed|failed" "$dir/pytest.log" | tail -20; status=1
