@@ -15,7 +15,8 @@ training images (the Pyro tutorial's yardstick); the `cvae-<arch>` rows are the 
 seeds 001/002 over the 50,000 training images; `m2` is Kingma et al.'s M2 (784-500-50, 100 labels,
 a labeled draw of 100 images joins each batch of 128, all ten labels summed for each unlabeled
 image) over the 50,000 training images (the Pyro ss_vae_M2 yardstick), `m2-l2` the same with two hidden
-layers of 500 in each network (--n-layers 2, the README's best M2); `aae` is seed 003's
+layers of 500 in each network (--n-layers 2, the README's best M2), `m2-cosine` the same as `m2`
+with --lr-schedule cosine (a new rate each epoch: graphed, every plan is captured again each epoch); `aae` is seed 003's
 adversarial autoencoder (2×1000 ReLU encoder, decoder and discriminator, z 2; three phases per
 batch: reconstruction, discriminator, generator) and `aae-semi` its semi-supervised form (z 10,
 100 labels, a labeled draw of 32 joins each batch, a fourth phase: classification); `-bf16` rows use --precision bf16. The first epoch is a warm-up and not counted. `plain-loop` is the
@@ -57,6 +58,7 @@ ROWS = {  # row → (model, config options, images per epoch: 60k = the yardstic
     "cvae-conv": ("cvae", dict(arch="conv", dim_z=20), 50_000),
     "m2": ("m2", dict(n_labels=100), 50_000),
     "m2-bf16": ("m2", dict(n_labels=100, precision="bf16"), 50_000),
+    "m2-cosine": ("m2", dict(n_labels=100, lr_schedule="cosine"), 50_000),
     "m2-l2": ("m2", dict(n_labels=100, n_layers=2), 50_000),
     "m2-l2-bf16": ("m2", dict(n_labels=100, n_layers=2, precision="bf16"), 50_000),
     "aae": ("aae", dict(prior="gaussian"), 50_000),

@@ -3,7 +3,8 @@
 # H100 or H200:
 #   1. speed: seconds per epoch of each model, eager and replayed from CUDA graphs (median of 3
 #      epochs after a warm-up), with the FLOP rate (benchmarks/train_speed.py, one process per
-#      model) -> OUT/speed.md
+#      model) -> OUT/speed.md; with m2 among them, also M2 graphed with a cosine rate (every plan
+#      captured again each epoch: what a schedule's recaptures cost)
 #   2. agreement: the same seed trained 3 epochs eagerly (--no-graphs) and graphed: the validation
 #      numbers side by side (VAE ELBO, AAE reconstruction error, Sohn's baseline, M2 error, …);
 #      exits 1 at the end when any differs by more than 1e-3 (relative) or a run failed (a failed
@@ -44,6 +45,11 @@ for model in $speed_models; do
     if [ -s "$out/speed.md" ]; then grep '^| [a-z]' "$out/speed-$model.txt" | grep -v '^| model ' || true
     else cat "$out/speed-$model.txt"; fi | tee -a "$out/speed.md"
 done
+if [[ " $speed_models " == *" m2 "* ]]; then
+    $py benchmarks/train_speed.py --device "$device" --epochs 3 --graphs on --models m2-cosine > "$out/speed-m2-cosine.txt" \
+        || echo "cuda_check: speed of m2-cosine failed (exit $?)" | tee -a "$out/failed.txt"
+    grep '^| m2-cosine' "$out/speed-m2-cosine.txt" | tee -a "$out/speed.md" || true
+fi
 
 stamp "2. agreement"
 # name=words: every family, a recapture each epoch with bf16, the label-guided AAE's device draws,
