@@ -55,7 +55,7 @@ echo "2. the device call, DEVICE=cpu LIMIT=1000 SPEED_MODELS=vae (log: $dir/rehe
 start=$(date +%s)
 if (python3 -m pip install -q --no-index --no-deps --target "$dir/site" .offline/wheels/*.whl &&
     PYTHONPATH="src:$dir/site" GENAE_DATA=.offline/data PYTHON=python3 DEVICE=cpu LIMIT=1000 SPEED_MODELS=vae \
-    bash scripts/cuda_check.sh runs/cc) > "$dir/rehearsal.log" 2>&1; then
+    timeout 420 bash scripts/cuda_check.sh runs/cc) > "$dir/rehearsal.log" 2>&1; then
     echo "  passed in $(( $(date +%s) - start )) s"
 else
     echo "  FAILED (exit $?); the end of its log:"; tail -20 "$dir/rehearsal.log"; status=1
