@@ -26,7 +26,6 @@ if ! "${python312:-python3.12}" --version >/dev/null 2>&1; then
     echo "device_rehearsal: no Python 3.12 found; set PYTHON312 to one" >&2; exit 2
 fi
 torch_version=${TORCH:-2.11.0}
-carried="tyro|docstring_parser|typeguard|typing_extensions|platformdirs"
 if [ -e "$dir" ]; then echo "device_rehearsal: $dir exists; give a new DIR" >&2; exit 2; fi
 if [ ! -d .offline/wheels ] || [ ! -d .offline/data ]; then
     echo "device_rehearsal: .offline is missing; run \`bash scripts/offline_bundle.sh\` first" >&2; exit 2
@@ -44,6 +43,7 @@ pip() {   # quiet; on a failure its output, less this machine's notes on absent 
         || { grep -v "is ignored: it is neither" "$dir/pip.log" >&2; echo "device_rehearsal: pip install $* failed" >&2; exit 1; }
 }
 pip install "torch==$torch_version"
+carried=$(ls .offline/wheels | sed 's/-.*//' | paste -sd'|')   # the bundle's wheels, by name
 grep -v -i -E "^(torch|$carried)==" constraints.txt > "$dir/others.txt"
 pip install -r "$dir/others.txt"
 python3 -c "import torch, sys; print('  torch', torch.__version__, 'on Python', sys.version.split()[0])"
